@@ -1,0 +1,35 @@
+// Reading operator files for the CLI: size checked before reading, missing files reported like any bad input.
+import { readFile, stat } from 'node:fs/promises';
+import type { SourceText } from '../core/documents.js';
+import type { Issue } from '../core/issues.js';
+import { MAX_FILE_BYTES } from '../core/parse-yaml.js';
+
+export async function readSources(paths: string[], issues: Issue[]): Promise<SourceText[]> {
+  const out: SourceText[] = [];
+  for (const source of paths) {
+    const doc = { source, index: 0 };
+    try {
+      const info = source === '-' ? undefined : await stat(source);
+      if (info && !info.isFile()) { issues.push({ doc, path: '', message: 'expected a file' }); continue; }
+      if (info && info.size > MAX_FILE_BYTES) {
+        issues.push({ doc, path: '', message: `file is ${info.size} bytes; at most ${MAX_FILE_BYTES} bytes are accepted` });
+        continue;
+      }
+      out.push({ source, text: source === '-' ? await readStdin() : await readFile(source, 'utf8') });
+    } catch (err) {
+      issues.push({ doc, path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+    }
+  }
+  return out;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_FILE_BYTES) throw new Error(`standard input is over ${MAX_FILE_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,15 @@
+// meshlet validate: checks documents offline, every file and every node, and prints what they hold.
+import type { Issue } from '../core/issues.js';
+import { loadDesired } from '../core/desired.js';
+import { ValidationError } from '../core/errors.js';
+import { readSources } from './inputs.js';
+
+export async function validateCommand(args: { file: string[]; xdsPort: number }, log: (line: string) => void): Promise<void> {
+  const issues: Issue[] = [];
+  const sources = await readSources(args.file, issues);
+  if (issues.length > 0) throw new ValidationError(issues);
+  const { desired, issues: docIssues } = loadDesired(sources, { xdsPort: args.xdsPort });
+  if (docIssues.length > 0) throw new ValidationError(docIssues);
+  const versions = desired.services.reduce((n, s) => n + s.versions.length, 0);
+  log(`ok: ${desired.services.length} services (${versions} versions), ${desired.routes.length} VirtualServices, ${desired.subsets.length} DestinationRules`);
+}

@@ -1,0 +1,114 @@
+// Envoy clusters (EDS, one per subset or per whole service) and their endpoint assignments.
+import { isIP } from 'node:net';
+import type { Desired, Instance, Protocol, Service, TrafficPolicy } from './model.js';
+import { policyOf, subsetsOf } from './subsets.js';
+import { envoyDuration } from './duration.js';
+import type { Json } from './envoy-types.js';
+import { ADS_SOURCE, TYPE, socketAddress } from './envoy-types.js';
+
+export interface ClusterTarget {
+  name: string;
+  service: Service;
+  /** The version the cluster selects; undefined = every version. */
+  version?: string;
+  policy?: TrafficPolicy;
+}
+
+/** Resolves `<host>` or `<host>|<subset>` against the desired state. */
+export function resolveCluster(name: string, desired: Desired): ClusterTarget | undefined {
+  const [host, subset] = name.split('|') as [string, string | undefined];
+  const service = desired.services.find((s) => s.name === host);
+  if (!service) return undefined;
+  if (subset === undefined) return { name, service, policy: policyOf(service, desired) };
+  const sub = subsetsOf(service, desired).find((s) => s.name === subset);
+  return sub ? { name, service, version: sub.version, policy: sub.trafficPolicy } : undefined;
+}
+
+export interface ClusterFlavour {
+  /** gRPC's xDS client supports only round robin and no HTTP protocol options. */
+  proxyless: boolean;
+}
+
+export function buildCluster(t: ClusterTarget, flavour: ClusterFlavour): Json {
+  const p = t.policy ?? {};
+  const cp = p.connectionPool ?? {};
+  const c: Json = {
+    name: t.name,
+    type: 'EDS',
+    eds_cluster_config: { eds_config: ADS_SOURCE, service_name: t.name },
+    connect_timeout: envoyDuration(cp.connectTimeoutMs ?? 1000),
+    lb_policy: flavour.proxyless ? 'ROUND_ROBIN' : (p.loadBalancer ?? 'ROUND_ROBIN'),
+  };
+  const thresholds: Json = {};
+  if (cp.maxConnections !== undefined) thresholds.max_connections = cp.maxConnections;
+  if (cp.http1MaxPendingRequests !== undefined) thresholds.max_pending_requests = cp.http1MaxPendingRequests;
+  if (cp.http2MaxRequests !== undefined) thresholds.max_requests = cp.http2MaxRequests;
+  if (cp.maxRetries !== undefined) thresholds.max_retries = cp.maxRetries;
+  if (Object.keys(thresholds).length > 0) c.circuit_breakers = { thresholds: [thresholds] };
+  const od = p.outlierDetection;
+  if (od) {
+    const o: Json = {};
+    if (od.consecutive5xxErrors !== undefined) {
+      o.consecutive_5xx = od.consecutive5xxErrors;
+      if (od.consecutive5xxErrors === 0) o.enforcing_consecutive_5xx = 0;
+    }
+    if (od.consecutiveGatewayErrors !== undefined) {
+      o.consecutive_gateway_failure = od.consecutiveGatewayErrors;
+      o.enforcing_consecutive_gateway_failure = 100;
+    }
+    if (od.intervalMs !== undefined) o.interval = envoyDuration(od.intervalMs);
+    if (od.baseEjectionTimeMs !== undefined) o.base_ejection_time = envoyDuration(od.baseEjectionTimeMs);
+    if (od.maxEjectionPercent !== undefined) o.max_ejection_percent = od.maxEjectionPercent;
+    c.outlier_detection = o;
+    if (od.minHealthPercent !== undefined && !flavour.proxyless) c.common_lb_config = { healthy_panic_threshold: { value: od.minHealthPercent } };
+  }
+  if (!flavour.proxyless) {
+    const options = httpProtocolOptions(t.service.protocol, p);
+    if (options) c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': options };
+  }
+  return c;
+}
+
+function httpProtocolOptions(protocol: Protocol, p: TrafficPolicy): Json | undefined {
+  if (protocol === 'tcp') return undefined;
+  const cp = p.connectionPool ?? {};
+  const common: Json = {};
+  if (cp.idleTimeoutMs !== undefined) common.idle_timeout = envoyDuration(cp.idleTimeoutMs);
+  if (cp.maxRequestsPerConnection !== undefined) common.max_requests_per_connection = cp.maxRequestsPerConnection;
+  const h2 = protocol === 'http2' || protocol === 'grpc';
+  if (!h2 && Object.keys(common).length === 0) return undefined;
+  return {
+    '@type': TYPE.httpOptions,
+    ...(Object.keys(common).length > 0 ? { common_http_protocol_options: common } : {}),
+    explicit_http_config: h2 ? { http2_protocol_options: {} } : { http_protocol_options: {} },
+  };
+}
+
+export interface EndpointWarning {
+  instance: Instance;
+  message: string;
+}
+
+/** The healthy instances a cluster selects, one locality per node (gRPC skips a locality without a weight). */
+export function buildEndpoints(t: ClusterTarget, instances: Instance[], warnings: EndpointWarning[]): Json {
+  const byNode = new Map<string, Instance[]>();
+  for (const i of instances) {
+    if (i.service !== t.service.name || (t.version !== undefined && i.version !== t.version)) continue;
+    if (isIP(i.address) === 0) {
+      warnings.push({ instance: i, message: `address ${JSON.stringify(i.address)} is not an IP address; endpoint left out` });
+      continue;
+    }
+    const list = byNode.get(i.node) ?? [];
+    list.push(i);
+    byNode.set(i.node, list);
+  }
+  const endpoints = [...byNode.keys()].sort().map((node) => ({
+    locality: { region: 'meshlet', zone: node },
+    load_balancing_weight: 1,
+    lb_endpoints: byNode
+      .get(node)!
+      .sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1))
+      .map((i) => ({ endpoint: { address: socketAddress(i.address, i.port) }, health_status: 'HEALTHY' })),
+  }));
+  return { cluster_name: t.name, endpoints };
+}

@@ -1,0 +1,185 @@
+// The desired state after validation: plain values, names sorted, defaults filled in.
+import type { DocRef } from './issues.js';
+
+export const PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+export const UPSTREAM_MODES = ['proxy', 'direct', 'naming', 'xds'] as const;
+export type UpstreamMode = (typeof UPSTREAM_MODES)[number];
+
+export type HealthCheck =
+  | { kind: 'http'; path: string; timing: HealthTiming }
+  | { kind: 'tcp'; timing: HealthTiming }
+  | { kind: 'grpc'; service: string; timing: HealthTiming }
+  | { kind: 'exec'; command: string[] | string; timing: HealthTiming };
+
+export interface HealthTiming {
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
+export interface Version {
+  name: string;
+  image: string;
+  command?: string[];
+  env: Record<string, string>;
+  /** The host port this version's app listens on (the version's override or the service port). */
+  port: number;
+  nodes: string[];
+  health?: HealthCheck;
+  resources?: { cpus?: number; memory?: string };
+  volumes: string[];
+}
+
+export interface Upstream {
+  service: string;
+  mode: UpstreamMode;
+  localPort?: number;
+  address?: string;
+  /** The variable injected into the app. */
+  env: string;
+}
+
+export interface Service {
+  kind: 'Service';
+  name: string;
+  protocol: Protocol;
+  port: number;
+  versions: Version[];
+  upstreams: Upstream[];
+  sidecar: { image?: string };
+  ref: DocRef;
+}
+
+export interface StringMatch {
+  exact?: string;
+  prefix?: string;
+  regex?: string;
+}
+
+export interface HttpMatch {
+  uri?: StringMatch;
+  method?: StringMatch;
+  authority?: StringMatch;
+  headers: { name: string; match: StringMatch }[];
+  withoutHeaders: { name: string; match: StringMatch }[];
+  queryParams: { name: string; match: StringMatch }[];
+  ignoreUriCase: boolean;
+}
+
+export interface Destination {
+  host: string;
+  subset?: string;
+  /** Istio's `destination.port.number`; must be the Service's port when given. */
+  port?: number;
+  weight: number;
+}
+
+/** A fractional percentage 0–100 as Istio writes it (`percentage.value` or the older integer `percent`). */
+export type Percent = number;
+
+export interface HttpRoute {
+  name?: string;
+  match: HttpMatch[];
+  route: Destination[];
+  timeoutMs?: number;
+  retries?: { attempts: number; perTryTimeoutMs?: number; retryOn?: string };
+  fault?: {
+    delay?: { fixedDelayMs: number; percent: Percent };
+    abort?: { httpStatus?: number; grpcStatus?: string; percent: Percent };
+  };
+  mirrors: { host: string; subset?: string; percent: Percent }[];
+  rewrite?: { uri?: string; authority?: string };
+  headers?: HeaderOps;
+}
+
+export interface HeaderOps {
+  request: { set: Record<string, string>; add: Record<string, string>; remove: string[] };
+  response: { set: Record<string, string>; add: Record<string, string>; remove: string[] };
+}
+
+export interface TcpRoute {
+  route: Destination[];
+}
+
+export interface VirtualService {
+  kind: 'VirtualService';
+  name: string;
+  hosts: string[];
+  http: HttpRoute[];
+  tcp: TcpRoute[];
+  ref: DocRef;
+}
+
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
+
+export interface TrafficPolicy {
+  loadBalancer?: LbPolicy;
+  connectionPool?: {
+    maxConnections?: number;
+    connectTimeoutMs?: number;
+    http1MaxPendingRequests?: number;
+    http2MaxRequests?: number;
+    maxRequestsPerConnection?: number;
+    maxRetries?: number;
+    idleTimeoutMs?: number;
+  };
+  outlierDetection?: {
+    consecutive5xxErrors?: number;
+    consecutiveGatewayErrors?: number;
+    intervalMs?: number;
+    baseEjectionTimeMs?: number;
+    maxEjectionPercent?: number;
+    minHealthPercent?: number;
+  };
+}
+
+export interface Subset {
+  name: string;
+  version: string;
+  trafficPolicy?: TrafficPolicy;
+}
+
+export interface DestinationRule {
+  kind: 'DestinationRule';
+  name: string;
+  host: string;
+  trafficPolicy?: TrafficPolicy;
+  subsets: Subset[];
+  ref: DocRef;
+}
+
+export type Document = Service | VirtualService | DestinationRule;
+
+/** The whole desired state, each list sorted by name. */
+export interface Desired {
+  services: Service[];
+  routes: VirtualService[];
+  subsets: DestinationRule[];
+}
+
+/** An instance registered in etcd: `<p>/registry/<service>/<version>/<node>`. */
+export interface Instance {
+  service: string;
+  version: string;
+  node: string;
+  address: string;
+  port: number;
+  container?: string;
+  healthySince?: string;
+}
+
+export const SERVICE_NAME = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const VERSION_NAME = /^[a-z0-9]([a-z0-9.-]{0,30}[a-z0-9])?$/;
+export const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function placedOn(version: Version, node: string): boolean {
+  return version.nodes.includes('*') || version.nodes.includes(node);
+}
+
+/** Compose service name of an app; its sidecar adds `-envoy`. */
+export function workloadName(service: string, version: string): string {
+  return `${service}-${version}`;
+}
