@@ -64,7 +64,7 @@ export function buildProgram(log: (line: string) => void): Command {
 }
 
 /** Runs the program and returns the exit code; errors are printed here and nowhere else. */
-export async function main(argv: string[], out = (l: string) => process.stdout.write(`${l}\n`), err = (l: string) => process.stderr.write(`${l}\n`)): Promise<number> {
+export async function main(argv: string[], out: (l: string) => void = (l) => process.stdout.write(`${l}\n`), err: (l: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<number> {
   const program = buildProgram(out);
   program.configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
   try {

@@ -1,5 +1,6 @@
 // Per-message lookup tables (proto/json field names, shapes, PGV rules) built lazily and cached for the validator.
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
+import { protobufjs } from './envoy-protos.js';
 import { missingRuleIssues, readRules, type Rules } from './envoy-pgv.js';
 import { SCALAR_TYPES } from './envoy-scalars.js';
 import { wktKind, type WktKind } from './envoy-wkt.js';
@@ -82,8 +83,9 @@ function buildField(f: protobuf.Field): FieldInfo {
       /* reported below as unresolved */
     }
     const rt = f.resolvedType;
-    if (rt instanceof protobuf.Enum) info.enumType = rt;
-    else if (rt instanceof protobuf.Type) {
+    const pb = protobufjs();
+    if (rt instanceof pb.Enum) info.enumType = rt;
+    else if (rt instanceof pb.Type) {
       info.msgType = rt;
       info.wkt = wktKind(bareName(rt));
     } else info.unresolved = f.type;
@@ -150,10 +152,11 @@ let allTypeNames: string[] | undefined;
 export function messageTypeNames(root: protobuf.Root): string[] {
   if (allTypeNames) return allTypeNames;
   const names: string[] = [];
+  const pb = protobufjs();
   const walk = (ns: protobuf.NamespaceBase): void => {
     for (const o of ns.nestedArray) {
-      if (o instanceof protobuf.Type) names.push(bareName(o));
-      if (o instanceof protobuf.Namespace || o instanceof protobuf.Type) walk(o);
+      if (o instanceof pb.Type) names.push(bareName(o));
+      if (o instanceof pb.Namespace) walk(o);
     }
   };
   walk(root);

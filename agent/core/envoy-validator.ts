@@ -71,6 +71,10 @@ function checkObject(type: protobuf.Type, v: unknown, path: string, out: EnvoyIs
     if (inAny && key === '@type') continue;
     const f = info.byKey.get(key);
     const childPath = join(path, key);
+    if (!f && key === '@type') {
+      out.push({ path: childPath, message: `"@type" is only allowed in a google.protobuf.Any, not in ${info.fullName}` });
+      continue;
+    }
     if (!f) {
       const hint = didYouMean(key, info.fields.map((x) => x.name));
       out.push({ path: childPath, message: `unknown field "${key}" in ${info.fullName}${hint ? ` (did you mean "${hint}"?)` : ''}` });
