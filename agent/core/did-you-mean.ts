@@ -14,12 +14,22 @@ export function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
-/** The nearest candidate within a third of the name's length (at least 2 edits), if any. */
+/**
+ * A candidate the name is the start of (a truncated name: `prot` → `protocol`; the shortest if
+ * several), else the nearest candidate within a third of the name's length (at least 2 edits), if any.
+ */
 export function didYouMean(name: string, candidates: Iterable<string>): string | undefined {
+  const list = [...candidates];
+  if (name.length >= 3) {
+    const lower = name.toLowerCase();
+    const longer = list.filter((c) => c.length > name.length && c.toLowerCase().startsWith(lower));
+    longer.sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
+    if (longer.length > 0) return longer[0];
+  }
   const limit = Math.max(2, Math.floor(name.length / 3));
   let best: string | undefined;
   let bestDistance = Infinity;
-  for (const c of candidates) {
+  for (const c of list) {
     const d = editDistance(name.toLowerCase(), c.toLowerCase());
     if (d < bestDistance || (d === bestDistance && best !== undefined && c < best)) {
       best = c;

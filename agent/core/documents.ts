@@ -31,12 +31,10 @@ export function validateDocument(raw: RawDoc, issues: Issue[]): Document | undef
     sink.add('apiVersion', `expected ${KINDS[kind]!.join(' | ')} for kind ${kind}, got ${describe(apiVersion)}${suggestion(apiVersion, KINDS[kind]!)}`);
   }
   const name = readMetadata(sink, body.metadata);
-  if (issues.length !== before || !kind) return undefined;
-  switch (kind) {
-    case 'Service': return validateService(sink, body, name);
-    case 'VirtualService': return validateVirtualService(sink, body, name);
-    default: return validateDestinationRule(sink, body, name);
-  }
+  if (!kind || !apiVersion || !KINDS[kind]!.includes(apiVersion)) return undefined;
+  // The spec is checked even when the name is bad, so that every problem is reported at once.
+  const doc = kind === 'Service' ? validateService(sink, body, name) : kind === 'VirtualService' ? validateVirtualService(sink, body, name) : validateDestinationRule(sink, body, name);
+  return issues.length === before ? doc : undefined;
 }
 
 function readMetadata(sink: IssueSink, value: unknown): string | undefined {

@@ -219,7 +219,7 @@ export function missingRuleIssues(rules: Rules, shape: ElemShape & { repeated: b
   if (shape.map) return rules.map ? mapRuleIssues(rules.map, 0).map(missing) : [];
   if (shape.repeated) return rules.repeated ? repeatedRuleIssues(rules.repeated, []).map(missing) : [];
   if (shape.presence) {
-    // Message-typed or oneof/optional field: only `required` flags matter when unset.
+    // Message-typed field (incl. wrappers, Duration, Any): only `required` flags matter when unset.
     for (const k of ['message', 'duration', 'timestamp', 'any']) {
       if ((rules[k] as Rules | undefined)?.required) return [`is required but not set (validate.rules ${k}.required)`];
     }

@@ -6,6 +6,15 @@ export interface DocRef {
   index: number;
   kind?: string;
   name?: string;
+  /** The issue concerns the whole file (or command-line option), not one document in it. */
+  whole?: boolean;
+  /** etcd mod revision of the document, when it came from etcd: on a clash, the older document keeps its claim. */
+  revision?: number;
+}
+
+/** Order in which documents claim shared things (host ports): older etcd revision first, then file order. */
+export function claimOrder(a: DocRef, b: DocRef): number {
+  return (a.revision ?? 0) - (b.revision ?? 0) || (a.source < b.source ? -1 : a.source > b.source ? 1 : 0) || a.index - b.index;
 }
 
 export interface Issue {
@@ -16,8 +25,15 @@ export interface Issue {
 }
 
 export function describeDoc(doc: DocRef): string {
-  const what = doc.kind ? `${doc.kind}${doc.name ? ` "${doc.name}"` : ''}` : 'document';
+  if (doc.whole) return doc.source;
+  // Kind and name come from the operator's text: quoted and shortened so that they cannot break the line.
+  const kind = doc.kind && (/^[A-Za-z][A-Za-z0-9]{0,62}$/.test(doc.kind) ? doc.kind : quoted(doc.kind));
+  const what = kind ? `${kind}${doc.name !== undefined ? ` ${quoted(doc.name)}` : ''}` : 'document';
   return `${doc.source}: ${what} (document ${doc.index + 1})`;
+}
+
+function quoted(text: string): string {
+  return JSON.stringify(text.length > 63 ? `${text.slice(0, 60)}...` : text);
 }
 
 export function formatIssue(issue: Issue): string {

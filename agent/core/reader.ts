@@ -73,7 +73,7 @@ export function readString(sink: IssueSink, value: unknown, path: string, rule: 
     return undefined;
   }
   if (rule.maxLength !== undefined && value.length > rule.maxLength) {
-    sink.add(path, `expected ${rule.expected ?? 'a string'} of at most ${rule.maxLength} characters, got ${value.length}`);
+    sink.add(path, `expected at most ${rule.maxLength} characters, got ${value.length}`);
     return undefined;
   }
   if (rule.pattern && !rule.pattern.test(value)) {

@@ -1,5 +1,5 @@
 // Serialises a node's render into file contents (relative path → text); pure and byte-for-byte deterministic.
-import { stringify } from 'yaml';
+import { toYaml } from './yaml-emit.js';
 import type { NodeRender } from './render-node.js';
 import { contentHash } from './canonical.js';
 
@@ -22,7 +22,7 @@ export function renderFiles(render: NodeRender, header: string): Map<string, str
 }
 
 function yaml(value: unknown): string {
-  return stringify(value, { lineWidth: 0, aliasDuplicateObjects: false });
+  return toYaml(value);
 }
 
 function json(value: unknown): string {

@@ -1,5 +1,6 @@
 // Checks the documents as a set: references between them, and host ports on every node.
 import type { Issue } from './issues.js';
+import { claimOrder } from './issues.js';
 import type { Desired, Document, Service, VirtualService } from './model.js';
 import { placedOn } from './model.js';
 import { at } from './reader.js';
@@ -108,12 +109,15 @@ interface Claim {
   share: string;
   doc?: Document;
   path: string;
+  /** Where the port was written when not at `path` (a version inheriting spec.port). */
+  from?: string;
 }
 
 function checkPorts(desired: Desired, opts: MeshOptions, add: Add): void {
   const named = new Set(opts.nodes ?? []);
   for (const s of desired.services) for (const v of s.versions) for (const n of v.nodes) if (n !== '*') named.add(n);
   const nodes = [...named].sort();
+  const byClaim = [...desired.services].sort((a, b) => claimOrder(a.ref, b.ref));
   nodes.push('(any other node)');
   const reported = new Set<string>();
   for (const node of nodes) {
@@ -125,18 +129,19 @@ function checkPorts(desired: Desired, opts: MeshOptions, add: Add): void {
       const key = `${c.owner}|${port}|${prev.owner}`;
       if (c.doc && !reported.has(key)) {
         reported.add(key);
-        add(c.doc, c.path, `port ${port} on node ${node} is already taken by ${prev.owner}`);
+        add(c.doc, c.path, `port ${port} on node ${node} is already taken by ${prev.owner}${c.from ? `; this version uses ${c.from}` : ''}`);
       }
     };
-    claim(opts.xdsPort, { owner: `the agent's xDS server`, share: 'xds', path: '' });
-    for (const s of desired.services) {
+    claim(opts.xdsPort, { owner: `the agent's xDS server (--xds-port)`, share: 'xds', path: '' });
+    for (const s of byClaim) {
       for (const v of s.versions) {
         if (!placedOn(v, node)) continue;
         const vpath = at('spec.versions', v.name);
-        claim(v.port, { owner: `Service ${s.name} version ${v.name} (app port)`, share: `app:${s.name}:${v.name}`, doc: s, path: at(vpath, 'port') });
+        // A version without its own port uses spec.port: say so, the path alone would not show it.
+        claim(v.port, { owner: `Service ${s.name} version ${v.name} (app port)`, share: `app:${s.name}:${v.name}`, doc: s, path: at(vpath, 'port'), ...(v.port === s.port ? { from: 'spec.port' } : {}) });
       }
     }
-    for (const s of desired.services) {
+    for (const s of byClaim) {
       if (!s.versions.some((v) => placedOn(v, node))) continue;
       s.upstreams.forEach((u, i) => {
         if (u.mode !== 'proxy' || u.localPort === undefined) return;

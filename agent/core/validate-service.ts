@@ -24,7 +24,7 @@ export function defaultUpstreamEnv(service: string): string {
 
 export function validateService(sink: IssueSink, body: Obj, name: string | undefined): Service | undefined {
   const spec = readObject(sink, body.spec, 'spec', ['protocol', 'port', 'versions', 'upstreams', 'sidecar']);
-  if (!spec || name === undefined) return undefined;
+  if (!spec) return undefined;
   const protocol = (spec.protocol === undefined ? 'http' : readString(sink, spec.protocol, 'spec.protocol', { oneOf: PROTOCOLS })) as Protocol | undefined;
   const port = readInt(sink, spec.port, 'spec.port', 1, 65535, 'a port (an integer)');
   const versions = readVersions(sink, spec.versions, port);
@@ -36,7 +36,7 @@ export function validateService(sink: IssueSink, body: Obj, name: string | undef
     sidecar = image ? { image } : {};
   }
   if (versions && upstreams) checkEnvCollisions(sink, versions, upstreams);
-  if (!protocol || port === undefined || !versions || !upstreams) return undefined;
+  if (!protocol || port === undefined || !versions || !upstreams || name === undefined) return undefined;
   return { kind: 'Service', name, protocol, port, versions, upstreams, sidecar, ref: sink.doc };
 }
 

@@ -152,10 +152,13 @@ describe('validateEnvoy accepts valid documents', () => {
       docs.push([XDS_TYPE_URLS.LISTENER, listener()], [XDS_TYPE_URLS.ROUTE, routeConfig()], [XDS_TYPE_URLS.CLUSTER, edsCluster()],
         [XDS_TYPE_URLS.ENDPOINT, loadAssignment()], [XDS_TYPE_URLS.BOOTSTRAP, bootstrap()]);
     }
-    for (const [t, d] of docs) validateEnvoy(t, d); // warm the per-type tables
-    const t0 = performance.now();
-    for (const [t, d] of docs) assert.deepEqual(validateEnvoy(t, d), []);
-    console.log(`validated ${docs.length} resources in ${(performance.now() - t0).toFixed(2)} ms`);
+    const passes: number[] = [];
+    for (let pass = 0; pass < 5; pass++) {
+      const t0 = performance.now();
+      for (const [t, d] of docs) assert.equal(validateEnvoy(t, d).length, 0);
+      passes.push(performance.now() - t0);
+    }
+    console.log(`validated ${docs.length} resources: first pass ${passes[0]!.toFixed(1)} ms, best warm pass ${Math.min(...passes.slice(1)).toFixed(1)} ms`);
   });
 });
 
