@@ -35,7 +35,7 @@ export interface RenderArgs {
 /** Renders into memory, checks everything, and only then writes; on any problem nothing is written. */
 export async function renderCommand(args: RenderArgs, log: (line: string) => void): Promise<void> {
   const issues: Issue[] = [];
-  if (!NODE_NAME.test(args.node)) issues.push({ doc: { source: '--node', index: 0 }, path: '', message: `expected a node name (lower-case letters, digits, "." and "-"), got ${JSON.stringify(args.node)}` });
+  if (!NODE_NAME.test(args.node)) issues.push({ doc: { source: '--node', index: 0, whole: true }, path: '', message: `expected a node name (lower-case letters, digits, "." and "-"), got ${JSON.stringify(args.node)}` });
   const sources = await readSources(args.file, issues);
   const instances = args.instances ? await readInstancesFile(args.instances, issues) : [];
   if (issues.length > 0) throw new ValidationError(issues);
@@ -86,7 +86,7 @@ async function readInstancesFile(path: string, issues: Issue[]): Promise<Instanc
 /** A new folder is staged whole beside its target and renamed; an existing one is updated file by file. */
 async function writeOut(out: string, files: Map<string, string>): Promise<void> {
   const existing = await stat(out).catch(() => undefined);
-  if (existing && !existing.isDirectory()) throw new ValidationError([{ doc: { source: '--out', index: 0 }, path: '', message: `${out} exists and is not a folder` }]);
+  if (existing && !existing.isDirectory()) throw new ValidationError([{ doc: { source: '--out', index: 0, whole: true }, path: '', message: `${out} exists and is not a folder` }]);
   if (existing) {
     await syncFiles(out, files, ['envoy', 'xds']);
     return;

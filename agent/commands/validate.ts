@@ -11,5 +11,6 @@ export async function validateCommand(args: { file: string[]; xdsPort: number },
   const { desired, issues: docIssues } = loadDesired(sources, { xdsPort: args.xdsPort });
   if (docIssues.length > 0) throw new ValidationError(docIssues);
   const versions = desired.services.reduce((n, s) => n + s.versions.length, 0);
-  log(`ok: ${desired.services.length} services (${versions} versions), ${desired.routes.length} VirtualServices, ${desired.subsets.length} DestinationRules`);
+  const n = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
+  log(`ok: ${n(desired.services.length, 'service')} (${n(versions, 'version')}), ${n(desired.routes.length, 'VirtualService')}, ${n(desired.subsets.length, 'DestinationRule')}`);
 }

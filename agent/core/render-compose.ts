@@ -17,6 +17,12 @@ export interface ComposeOptions {
   paths: { envoyDir: string; xdsDir: string };
 }
 
+/**
+ * Hash of the files each compose service mounts, by compose service name. Compose's own
+ * config-hash ignores file contents, so this label is what makes a changed bootstrap recreate its container.
+ */
+export type MountHashes = Readonly<Record<string, string>>;
+
 export interface ComposeTemplates {
   app: Record<string, unknown>;
   sidecar: Record<string, unknown>;
@@ -28,13 +34,18 @@ export interface ComposeFile {
 }
 
 /** Returns the compose document for the node; pure and deterministic. */
-export function renderCompose(workloads: Workload[], templates: ComposeTemplates, opts: ComposeOptions): ComposeFile {
+export function renderCompose(workloads: Workload[], templates: ComposeTemplates, opts: ComposeOptions, mountHashes: MountHashes = {}): ComposeFile {
   const services: ComposeFile['services'] = {};
   for (const w of workloads) {
-    services[w.name] = deepMerge(templates.app, appService(w, opts));
-    services[w.name + SIDECAR_SUFFIX] = deepMerge(templates.sidecar, sidecarService(w, opts));
+    services[w.name] = deepMerge(templates.app, withMountHash(appService(w, opts), mountHashes[w.name]));
+    services[w.name + SIDECAR_SUFFIX] = deepMerge(templates.sidecar, withMountHash(sidecarService(w, opts), mountHashes[w.name + SIDECAR_SUFFIX]));
   }
   return { version: '2.4', services };
+}
+
+function withMountHash(svc: Record<string, unknown>, hash: string | undefined): Record<string, unknown> {
+  if (!hash) return svc;
+  return { ...svc, labels: { ...(svc.labels as Record<string, string>), 'meshlet.mounts-hash': hash } };
 }
 
 function labels(w: Workload, opts: ComposeOptions, role: 'app' | 'sidecar'): Record<string, string> {

@@ -10,7 +10,8 @@ import type { EndpointWarning } from './build-clusters.js';
 import type { PortRange } from './admin-ports.js';
 import { allocateAdminPorts } from './admin-ports.js';
 import { portsInUse, workloadsOn } from './placement.js';
-import { xdsNodeId } from './ids.js';
+import { SIDECAR_SUFFIX, xdsNodeId } from './ids.js';
+import { contentHash } from './canonical.js';
 import type { Json } from './envoy-types.js';
 
 export interface Templates {
@@ -49,23 +50,21 @@ export function renderNode(desired: Desired, instances: Instance[], templates: T
   });
   const placed = workloads.filter((w) => ports[w.name] !== undefined);
   const warnings: EndpointWarning[] = [];
-  const render: NodeRender = {
-    compose: renderCompose(placed, { app: templates.composeApp, sidecar: templates.composeSidecar }, opts),
-    bootstraps: {},
-    xdsBootstraps: {},
-    snapshots: {},
-    adminPorts: ports,
-    warnings,
-    issues,
-  };
+  const bootstraps: Record<string, Json> = {};
+  const xdsBootstraps: Record<string, Json> = {};
+  const snapshots: Record<string, XdsResources> = {};
+  const mountHashes: Record<string, string> = {};
   for (const w of placed) {
-    render.bootstraps[w.name] = renderSidecarBootstrap(w, templates.envoyBootstrap, { node: opts.node, xdsPort: opts.xdsPort, adminPort: ports[w.name]! });
-    render.snapshots[xdsNodeId('sidecar', opts.node, w.service.name, w.version.name)] = buildSidecarResources(w, desired, instances, warnings);
+    bootstraps[w.name] = renderSidecarBootstrap(w, templates.envoyBootstrap, { node: opts.node, xdsPort: opts.xdsPort, adminPort: ports[w.name]! });
+    mountHashes[w.name + SIDECAR_SUFFIX] = contentHash(bootstraps[w.name]);
+    snapshots[xdsNodeId('sidecar', opts.node, w.service.name, w.version.name)] = buildSidecarResources(w, desired, instances, warnings);
     const xdsUpstreams = w.service.upstreams.filter((u) => u.mode === 'xds').map((u) => u.service);
     if (xdsUpstreams.length > 0) {
-      render.xdsBootstraps[w.name] = renderXdsBootstrap(w, { node: opts.node, xdsPort: opts.xdsPort });
-      render.snapshots[xdsNodeId('proxyless', opts.node, w.service.name, w.version.name)] = buildProxylessResources(xdsUpstreams, desired, instances, warnings);
+      xdsBootstraps[w.name] = renderXdsBootstrap(w, { node: opts.node, xdsPort: opts.xdsPort });
+      mountHashes[w.name] = contentHash(xdsBootstraps[w.name]);
+      snapshots[xdsNodeId('proxyless', opts.node, w.service.name, w.version.name)] = buildProxylessResources(xdsUpstreams, desired, instances, warnings);
     }
   }
-  return render;
+  const compose = renderCompose(placed, { app: templates.composeApp, sidecar: templates.composeSidecar }, opts, mountHashes);
+  return { compose, bootstraps, xdsBootstraps, snapshots, adminPorts: ports, warnings, issues };
 }

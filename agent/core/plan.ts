@@ -1,0 +1,72 @@
+// One pass's plan, pure: from the desired state and what Docker shows, the files to write and whether compose must run.
+import type { Issue } from './issues.js';
+import type { Desired, Instance } from './model.js';
+import type { NodeOptions, NodeRender, Templates } from './render-node.js';
+import { renderNode } from './render-node.js';
+import { COMPOSE_FILE, renderFiles } from './render-files.js';
+import { contentHash } from './canonical.js';
+
+/** What Docker shows of one container of the node's project. */
+export interface ObservedContainer {
+  composeService: string;
+  state: string;
+  configHash?: string;
+}
+
+export interface Observed {
+  revision: number;
+  desired: Desired;
+  rejected: Issue[];
+  instances: Instance[];
+  containers: ObservedContainer[];
+}
+
+export interface Previous {
+  adminPorts: Record<string, number>;
+  appliedHash?: string;
+  appliedContainers?: Record<string, string>;
+  renderedHash?: string;
+  renderedRevision?: number;
+}
+
+export interface Plan {
+  render: NodeRender;
+  /** Files for the state dir, by relative path (compose/…, envoy/…, xds/…). */
+  files: Map<string, string>;
+  /** Hash of what compose runs: the compose document and every file it mounts. */
+  projectHash: string;
+  renderedRevision: number;
+  /** Why compose must run, or undefined when the project on Docker is already what was rendered. */
+  composeReason?: string;
+  images: string[];
+  composeServices: string[];
+}
+
+export function planPass(observed: Observed, templates: Templates, previous: Previous, opts: Omit<NodeOptions, 'previousAdminPorts'>): Plan {
+  const render = renderNode(observed.desired, observed.instances, templates, { ...opts, previousAdminPorts: previous.adminPorts });
+  const projectHash = contentHash({ compose: render.compose, bootstraps: render.bootstraps, xds: render.xdsBootstraps });
+  // The header names the revision at which the project last changed, so unrelated changes don't touch the file.
+  const renderedRevision = previous.renderedHash === projectHash && previous.renderedRevision !== undefined ? previous.renderedRevision : observed.revision;
+  const files = new Map<string, string>();
+  for (const [rel, text] of renderFiles(render, `etcd revision ${renderedRevision} for node ${opts.node}`)) {
+    if (rel === COMPOSE_FILE) files.set(`compose/${COMPOSE_FILE}`, text);
+    else if (!rel.includes('~')) files.set(rel, text); // per-client xDS dumps are served over xDS, not written
+  }
+  const composeServices = Object.keys(render.compose.services).sort();
+  const images = [...new Set(Object.values(render.compose.services).map((s) => String(s.image)))].sort();
+  return { render, files, projectHash, renderedRevision, composeReason: composeReason(projectHash, composeServices, observed.containers, previous), images, composeServices };
+}
+
+function composeReason(hash: string, expected: string[], containers: ObservedContainer[], previous: Previous): string | undefined {
+  if (previous.appliedHash !== hash) return previous.appliedHash ? 'the rendered project changed' : 'first apply';
+  const byService = new Map(containers.map((c) => [c.composeService, c]));
+  for (const svc of expected) {
+    const c = byService.get(svc);
+    if (!c) return `drift: container of ${svc} is missing`;
+    if (c.state !== 'running' && c.state !== 'restarting') return `drift: container of ${svc} is ${c.state}`;
+    const applied = previous.appliedContainers?.[svc];
+    if (applied && c.configHash && applied !== c.configHash) return `drift: container of ${svc} was changed outside meshlet`;
+  }
+  for (const c of containers) if (!expected.includes(c.composeService)) return `drift: container of ${c.composeService} is not in the project`;
+  return undefined;
+}
