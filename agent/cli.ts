@@ -1,8 +1,10 @@
 // The meshlet command line; the one place where errors become exit codes.
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MeshletError, ValidationError, ConflictError } from './core/errors.js';
 import { DEFAULT_ADMIN_PORTS, type PortRange } from './core/admin-ports.js';
 import { meshletVersion } from './version.js';
+import { addEtcdOptions } from './commands/etcd-options.js';
+import { addEtcdOptions } from './commands/etcd-options.js';
 
 export const EXIT = { ok: 0, failure: 1, invalid: 2, conflict: 3, unavailable: 4 } as const;
 
@@ -24,7 +26,8 @@ function rangeOption(text: string): PortRange {
 
 const collect = (value: string, prev: string[] = []) => [...prev, value];
 
-export function buildProgram(log: (line: string) => void): Command {
+/** `log` gets results (stdout), `warn` warnings (stderr). */
+export function buildProgram(log: (line: string) => void, warn: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Command {
   const program = new Command('meshlet')
     .description('A lightweight service mesh for VM fleets: etcd desired state, docker-compose pods, Envoy sidecars, xDS on loopback.')
     .version(meshletVersion())
@@ -50,6 +53,26 @@ export function buildProgram(log: (line: string) => void): Command {
       await renderCommand({ ...opts, strict: opts.strict !== false }, log);
     });
 
+  addEtcdOptions(
+    program
+      .command('agent')
+      .description('run the node agent: watch etcd, render and apply the compose project, serve xDS, register healthy instances')
+      .requiredOption('--node <name>', 'this node\'s name, as used in placements')
+      .option('--state-dir <dir>', 'where the compose project, bootstraps and state.json live', '/var/lib/meshlet')
+      .option('--advertise-address <ip>', 'this host\'s address for registrations and MESHLET_ADDRESS (default: first non-loopback IPv4)')
+      .option('--xds-port <port>', 'xDS server port on 127.0.0.1', intOption(1, 65535), 15010)
+      .option('--compose <mode>', 'auto | v2 | v1 (auto prefers `docker compose`, else docker-compose)', 'auto')
+      .option('--sidecar-image <image>', 'sidecar image when a Service names none', 'envoyproxy/envoy:v1.32.3')
+      .option('--templates <dir>', 'base templates folder (watched for changes)')
+      .option('--lease-ttl <seconds>', 'TTL of the node lease that binds registrations and status', intOption(2, 3600), 10)
+      .option('--admin-ports <range>', 'sidecar admin port range', rangeOption, DEFAULT_ADMIN_PORTS)
+      .option('--resync-interval <seconds>', 'drift check period', intOption(1, 86400), 30)
+      .option('--log-level <level>', 'info | debug', 'info'),
+  ).action(async (opts) => {
+    const { agentCommand } = await import('./commands/agent.js');
+    await agentCommand(opts);
+  });
+
   program
     .command('validate')
     .description('check desired-state documents offline, alone and as a set')
@@ -60,12 +83,74 @@ export function buildProgram(log: (line: string) => void): Command {
       await validateCommand(opts, log);
     });
 
+  addEtcdOptions(program
+    .command('apply')
+    .description('check documents against each other and against the desired state in etcd, then write them all in one transaction')
+    .requiredOption('-f, --file <file>', 'desired-state YAML (repeatable; - for standard input)', collect)
+    .option('--dry-run', 'show what would be added and changed; write nothing')
+    .option('--xds-port <port>', 'the agents\' xDS port', intOption(1, 65535), 15010))
+    .action(async (opts) => {
+      const { applyCommand } = await import('./commands/apply.js');
+      await applyCommand(opts, log, warn);
+    });
+
+  addEtcdOptions(program
+    .command('get')
+    .description('show the desired state, registered instances or node status held in etcd')
+    .addArgument(new Argument('<what>', 'what to show').choices(['services', 'routes', 'subsets', 'nodes', 'instances']))
+    .argument('[name]', 'only this one (for instances: the service)')
+    .addOption(new Option('-o, --output <format>', 'output format; yaml and json print the stored documents (json: a list)').choices(['table', 'yaml', 'json']).default('table')))
+    .action(async (what, name, opts) => {
+      const { getCommand } = await import('./commands/get.js');
+      await getCommand({ ...opts, what, name }, log, warn);
+    });
+
+  addEtcdOptions(program
+    .command('delete')
+    .description('delete one desired document; refused while other documents refer to it')
+    .addArgument(new Argument('<kind>', 'what to delete').choices(['service', 'route', 'subset']))
+    .argument('<name>', 'its name')
+    .option('--force', 'delete even when other documents refer to it (agents then reject those)'))
+    .action(async (kind, name, opts) => {
+      const { deleteCommand } = await import('./commands/delete.js');
+      await deleteCommand({ ...opts, kind, name }, log, warn);
+    });
+
+  addEtcdOptions(program
+    .command('route')
+    .description('set the weights of a service\'s catch-all route (creating its VirtualService if it has none)')
+    .argument('<service>', 'the Service')
+    .requiredOption('--weights <weights>', 'SUBSET=WEIGHT pairs adding up to 100, e.g. v1=90,v2=10'))
+    .action(async (service, opts) => {
+      const { routeCommand } = await import('./commands/canary.js');
+      await routeCommand({ ...opts, service }, log, warn);
+    });
+
+  addEtcdOptions(program
+    .command('promote')
+    .description('send all of a service\'s catch-all traffic to one version')
+    .argument('<service>', 'the Service')
+    .argument('<version>', 'the subset (or the version) to send 100% to'))
+    .action(async (service, version, opts) => {
+      const { promoteCommand } = await import('./commands/canary.js');
+      await promoteCommand({ ...opts, service, version }, log, warn);
+    });
+
+  addEtcdOptions(program
+    .command('rollback')
+    .description('restore the weights that the last meshlet route or promote replaced')
+    .argument('<service>', 'the Service'))
+    .action(async (service, opts) => {
+      const { rollbackCommand } = await import('./commands/canary.js');
+      await rollbackCommand({ ...opts, service }, log, warn);
+    });
+
   return program;
 }
 
 /** Runs the program and returns the exit code; errors are printed here and nowhere else. */
 export async function main(argv: string[], out: (l: string) => void = (l) => process.stdout.write(`${l}\n`), err: (l: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<number> {
-  const program = buildProgram(out);
+  const program = buildProgram(out, err);
   program.configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -11,6 +11,9 @@ export interface AgentState {
   appliedHash?: string;
   /** Compose's config-hash label per compose service after the last clean apply: drift shows as a difference. */
   appliedContainers?: Record<string, string>;
+  /** Hash and etcd revision of the last rendered project (the files' header names that revision). */
+  renderedHash?: string;
+  renderedRevision?: number;
 }
 
 export class StateStore {

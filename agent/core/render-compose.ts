@@ -37,10 +37,23 @@ export interface ComposeFile {
 export function renderCompose(workloads: Workload[], templates: ComposeTemplates, opts: ComposeOptions, mountHashes: MountHashes = {}): ComposeFile {
   const services: ComposeFile['services'] = {};
   for (const w of workloads) {
-    services[w.name] = deepMerge(templates.app, withMountHash(appService(w, opts), mountHashes[w.name]));
-    services[w.name + SIDECAR_SUFFIX] = deepMerge(templates.sidecar, withMountHash(sidecarService(w, opts), mountHashes[w.name + SIDECAR_SUFFIX]));
+    services[w.name] = deepMerge(templates.app, escapeDollars(withMountHash(appService(w, opts), mountHashes[w.name])));
+    services[w.name + SIDECAR_SUFFIX] = deepMerge(templates.sidecar, escapeDollars(withMountHash(sidecarService(w, opts), mountHashes[w.name + SIDECAR_SUFFIX])));
   }
   return { version: '2.4', services };
+}
+
+/**
+ * Compose substitutes `$VAR` from the environment it runs in; meshlet's values are literal, so `$` becomes `$$`
+ * (a command like `sh -c 'httpd -p $PORT'` then sees the container's PORT). Template values are left as written.
+ */
+export function escapeDollars<T>(value: T): T {
+  if (typeof value === 'string') return value.replace(/\$/g, '$$$$') as T;
+  if (Array.isArray(value)) return value.map(escapeDollars) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, escapeDollars(v)])) as T;
+  }
+  return value;
 }
 
 function withMountHash(svc: Record<string, unknown>, hash: string | undefined): Record<string, unknown> {

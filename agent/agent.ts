@@ -1,0 +1,167 @@
+// The agent daemon: wires etcd, the lease, Docker, compose and file watchers to the reconcile loop.
+import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import chokidar from 'chokidar';
+import type { Etcd3 } from 'etcd3';
+import type { Clock, Logger } from './core/clock.js';
+import { backoffMs } from './core/clock.js';
+import { keys } from './core/keys.js';
+import { projectName } from './core/ids.js';
+import type { PortRange } from './core/admin-ports.js';
+import { ConflictError, MeshletError } from './core/errors.js';
+import { createEtcd, type EtcdConnection } from './adapters/etcd-client.js';
+import { NodeLease } from './adapters/etcd-lease.js';
+import { claimNode, reclaimNode } from './adapters/node-claim.js';
+import { EtcdDesiredSource } from './adapters/etcd-source.js';
+import { StateStore } from './adapters/state-store.js';
+import { StatusWriter } from './adapters/status-writer.js';
+import { detectCompose, type ComposeMode } from './adapters/compose-runner.js';
+import { DockerApiObserver } from './adapters/docker-observer.js';
+import { createDocker } from './adapters/docker.js';
+import { DEFAULT_TEMPLATES_DIR, loadTemplates } from './adapters/templates.js';
+import { Reconciler, type PassReport } from './reconcile.js';
+import { meshletVersion } from './version.js';
+
+export interface AgentOptions {
+  node: string;
+  etcd: EtcdConnection;
+  stateDir: string;
+  advertiseAddress: string;
+  xdsPort: number;
+  compose: ComposeMode;
+  sidecarImage: string;
+  templatesDir?: string;
+  leaseTtl: number;
+  adminPorts: PortRange;
+  /** Seconds between drift checks when nothing else happens. */
+  resyncInterval: number;
+  dockerHost?: string;
+}
+
+export interface RunningAgent {
+  reconciler: Reconciler;
+  lease: NodeLease;
+  source: EtcdDesiredSource;
+  status: StatusWriter;
+  etcd: Etcd3;
+  /** Leaves containers and registrations as they are; the lease simply stops being renewed. */
+  stop(): Promise<void>;
+}
+
+/** Retries `fn` with capped backoff until it succeeds; a MeshletError that is not recoverable ends it. */
+async function untilReachable<T>(what: string, fn: () => Promise<T>, clock: Clock, log: Logger, signal: AbortSignal): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof MeshletError && !err.recoverable) throw err;
+      if (signal.aborted) throw err;
+      const wait = backoffMs(attempt, 10_000, 500);
+      if (attempt === 1 || attempt % 10 === 0) log.error(`${what}; retrying`, { error: (err as Error).message, retryInMs: wait, attempt });
+      await clock.sleep(wait, signal);
+    }
+  }
+}
+
+export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, signal: AbortSignal): Promise<RunningAgent> {
+  const stateDir = resolve(opts.stateDir);
+  await mkdir(join(stateDir, 'compose'), { recursive: true });
+  const k = keys(opts.etcd.prefix);
+  const project = projectName(opts.node);
+  const store = new StateStore(stateDir);
+  const saved = await store.load(opts.node);
+  const etcd = createEtcd({ ...opts.etcd, retries: 0 });
+  const endpoints = opts.etcd.endpoints.join(',');
+
+  const lease = new NodeLease(etcd, opts.leaseTtl, clock, log);
+  const { id, adopted } = await untilReachable(`cannot reach etcd at ${endpoints}`, () => lease.start(saved.leaseId), clock, log, signal);
+  try {
+    await claimNode(etcd, k, opts.node, id);
+  } catch (err) {
+    if (err instanceof ConflictError && !adopted) await lease.revoke().catch(() => {});
+    else await lease.stop();
+    etcd.close();
+    throw err;
+  }
+  log.info('agent started', { node: opts.node, lease: id, leaseAdopted: adopted, project, stateDir });
+
+  const compose = await detectCompose(opts.compose, { dockerHost: opts.dockerHost });
+  const docker = new DockerApiObserver(createDocker(opts.dockerHost));
+  const templatesDir = opts.templatesDir ?? DEFAULT_TEMPLATES_DIR;
+  const status = new StatusWriter(etcd, k.nodeStatus(opts.node), id, log);
+  let reconciler!: Reconciler;
+  const source = new EtcdDesiredSource(etcd, k.desired, () => reconciler.triggers.notify('etcd'), clock, log);
+
+  const report = async (r: PassReport) => {
+    await status.write({
+      node: opts.node,
+      agentVersion: meshletVersion(),
+      host: hostname(),
+      pid: process.pid,
+      lease: lease.id,
+      leaseTtl: opts.leaseTtl,
+      desiredRevision: r.desiredRevision,
+      appliedRevision: r.appliedRevision,
+      lastApply: r.lastApply,
+      rejected: r.rejected.map((i) => ({ key: i.doc.source, kind: i.doc.kind, name: i.doc.name, path: i.path, message: i.message })),
+      composeRuns: r.composeRuns,
+      workloads: r.plan ? Object.keys(r.plan.render.bootstraps) : [],
+    });
+  };
+  reconciler = new Reconciler(
+    { node: opts.node, project, stateDir, prefix: k.prefix, advertiseAddress: opts.advertiseAddress, sidecarImage: opts.sidecarImage, xdsPort: opts.xdsPort, adminPorts: opts.adminPorts },
+    { source, docker, compose, templates: () => loadTemplates(templatesDir), state: store, report, clock, log },
+  );
+  await reconciler.init();
+  reconciler.state.leaseId = id;
+  await store.save(reconciler.state);
+
+  lease.on('regranted', (newId) => {
+    reconciler.state.leaseId = newId;
+    void store.save(reconciler.state);
+    void reclaimNode(etcd, k, opts.node, newId).catch((err) => log.warn('cannot re-claim the node', { error: (err as Error).message }));
+    void status.rebind(newId);
+    reconciler.triggers.notify('lease re-granted');
+  });
+
+  const watch = docker.watch(project, {
+    event: (e) => reconciler.triggers.notify(`docker ${e.action} ${e.composeService ?? e.id.slice(0, 12)}`),
+    resync: () => reconciler.triggers.notify('docker resync'),
+    error: (err) => log.warn('docker event feed interrupted; reconnecting', { error: err.message }),
+  });
+  // Template edits and hand edits of the compose file both start a pass (the latter is then overwritten).
+  const files = chokidar.watch([templatesDir, join(stateDir, 'compose')], { ignoreInitial: true, depth: 1 });
+  files.on('all', (event, path) => {
+    if (typeof path === 'string' && !path.includes('/.')) reconciler.triggers.notify(`file ${event} ${path}`);
+  });
+  files.on('error', (err) => log.warn('file watcher error', { error: String(err) }));
+  const timer = setInterval(() => reconciler.triggers.notify('drift check'), opts.resyncInterval * 1000);
+  timer.unref();
+
+  source.start();
+  const loop = reconciler.run();
+
+  const stop = async () => {
+    // Every cleanup step runs; failures are reported together (shutdown policy).
+    const failures: string[] = [];
+    const step = async (name: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        failures.push(`${name}: ${(err as Error).message}`);
+      }
+    };
+    clearInterval(timer);
+    await step('triggers', () => reconciler.triggers.close());
+    await step('loop', () => loop);
+    await step('docker events', () => watch.close());
+    await step('file watcher', () => files.close());
+    await step('etcd watch', () => source.stop());
+    await step('lease', () => lease.stop());
+    await step('etcd client', () => etcd.close());
+    if (failures.length > 0) log.warn('shutdown finished with errors', { failures });
+    else log.info('agent stopped; containers and registrations are left in place until the lease expires');
+  };
+  return { reconciler, lease, source, status, etcd, stop };
+}
