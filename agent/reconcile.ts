@@ -156,6 +156,11 @@ export class Reconciler {
     this.#state.renderedRevision = plan.renderedRevision;
     if (!plan.composeReason) {
       this.#state.appliedRevision = observed.revision;
+      // A failed apply that the desired state has since stepped back from is over: Docker already runs the project.
+      if (this.#lastApply && !this.#lastApply.ok) {
+        this.#failures = 0;
+        this.#lastApply = { ok: true, at: new Date(this.deps.clock.now()).toISOString(), revision: observed.revision, reason: 'Docker already runs the desired project' };
+      }
       await this.deps.state.save(this.#state);
       return;
     }

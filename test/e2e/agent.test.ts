@@ -1,0 +1,210 @@
+// The agent on a real etcd and a real Docker Engine with docker-compose: bring-up, changes, drift, bad input.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import type Docker from 'dockerode';
+import { startAgent, type RunningAgent } from '../../agent/agent.js';
+import { silentLogger, systemClock } from '../../agent/core/clock.js';
+import { keys } from '../../agent/core/keys.js';
+import { projectName } from '../../agent/core/ids.js';
+import { DEFAULT_ADMIN_PORTS } from '../../agent/core/admin-ports.js';
+import { ConflictError } from '../../agent/core/errors.js';
+import { createDocker } from '../../agent/adapters/docker.js';
+import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
+import { tempDir } from '../helpers/paths.js';
+import { waitFor } from '../helpers/wait.js';
+import { localMesh, putDocs, randomPortBase } from '../helpers/local-mesh.js';
+
+const SIDECAR = process.env.MESHLET_TEST_SIDECAR_IMAGE ?? 'meshlet-test/envoy-standin:1';
+const node = `e2e-${Math.random().toString(36).slice(2, 8)}`;
+const project = projectName(node);
+const prefix = `/e2e-${node}`;
+const k = keys(prefix);
+const base = randomPortBase();
+let etcdServer: TestEtcd;
+let etcd: Etcd3;
+let docker: Docker;
+let agent: RunningAgent;
+const stateDir = tempDir('meshlet-agent-');
+const abort = new AbortController();
+
+function agentOptions(dir: string) {
+  return {
+    node,
+    etcd: { endpoints: [etcdServer.url], prefix, retries: 0 },
+    stateDir: dir,
+    advertiseAddress: '127.0.0.1',
+    xdsPort: 15010,
+    compose: 'auto' as const,
+    sidecarImage: SIDECAR,
+    leaseTtl: 5,
+    adminPorts: { ...DEFAULT_ADMIN_PORTS, from: base + 10, to: base + 19 },
+    resyncInterval: 2,
+  };
+}
+
+async function containers(): Promise<Map<string, { id: string; state: string }>> {
+  const list = await docker.listContainers({ all: true, filters: { label: [`com.docker.compose.project=${project}`] } });
+  return new Map(list.map((c) => [c.Labels['com.docker.compose.service']!, { id: c.Id, state: c.State }]));
+}
+
+async function settled(): Promise<void> {
+  // The agent has applied the latest desired revision and is not retrying a failure.
+  const rev = Number((await etcd.get(`${prefix}/none`).exec()).header.revision);
+  await waitFor('the agent to apply the latest revision', () => {
+    const s = agent.source.current();
+    return !!s && s.revision >= rev && (agent.reconciler.state.appliedRevision ?? 0) >= rev;
+  }, 60_000);
+}
+
+async function status(): Promise<Record<string, unknown>> {
+  return JSON.parse((await etcd.get(k.nodeStatus(node)).string())!);
+}
+
+before(async () => {
+  etcdServer = await startEtcd();
+  etcd = new Etcd3({ hosts: etcdServer.url });
+  docker = createDocker();
+  agent = await startAgent(agentOptions(stateDir), systemClock, silentLogger, abort.signal);
+});
+
+after(async () => {
+  await agent?.stop();
+  try {
+    execFileSync('docker-compose', ['-p', project, '-f', join(stateDir, 'compose/docker-compose.yml'), 'down', '-t', '1'], { stdio: 'pipe' });
+  } catch {
+    /* nothing was brought up */
+  }
+  etcd?.close();
+  await etcdServer?.stop();
+});
+
+test('the agent brings up every app with its sidecar, on host networking, and compose accepts the file on disk', async () => {
+  await putDocs(etcd, prefix, localMesh(base, node));
+  await settled();
+  const c = await containers();
+  assert.deepEqual([...c.keys()].sort(), ['api-v1', 'api-v1-envoy', 'api-v2', 'api-v2-envoy', 'web-v1', 'web-v1-envoy']);
+  for (const [svc, { id, state }] of c) {
+    assert.equal(state, 'running', svc);
+    const info = await docker.getContainer(id).inspect();
+    assert.equal(info.HostConfig.NetworkMode, 'host', svc);
+  }
+  const file = join(stateDir, 'compose/docker-compose.yml');
+  execFileSync('docker-compose', ['-p', project, '-f', file, 'config', '-q'], { stdio: 'pipe' });
+  assert.equal(readFileSync(join(stateDir, 'compose/docker-compose.last-good.yml'), 'utf8'), readFileSync(file, 'utf8'));
+  const res = await waitFor('web to answer', async () => (await fetch(`http://127.0.0.1:${base}/`)).status === 200 || undefined, 20_000);
+  assert.equal(res, true);
+  const st = await status();
+  assert.equal((st.lastApply as { ok: boolean }).ok, true);
+  assert.deepEqual(st.rejected, []);
+  assert.equal(st.lease, agent.lease.id);
+  const lease = (await etcd.get(k.nodeStatus(node)).exec()).kvs[0]!.lease;
+  assert.equal(String(lease), agent.lease.id, 'the status is bound to the node lease');
+});
+
+test('changing one version\'s env recreates exactly that app container, not its sidecar', async () => {
+  const before = await containers();
+  const runs = agent.reconciler.stats.composeRuns;
+  await putDocs(etcd, prefix, localMesh(base, node).replace('GREETING: hello', 'GREETING: bonjour'));
+  await settled();
+  await waitFor('a compose run', () => agent.reconciler.stats.composeRuns > runs);
+  const now = await containers();
+  for (const [svc, { id }] of before) {
+    if (svc === 'api-v1') assert.notEqual(now.get(svc)?.id, id, 'api-v1 was recreated');
+    else assert.equal(now.get(svc)?.id, id, `${svc} was left alone`);
+  }
+});
+
+test('re-writing identical documents runs no compose and recreates nothing', async () => {
+  const before = await containers();
+  const runs = agent.reconciler.stats.composeRuns;
+  const passes = agent.reconciler.stats.passes;
+  await putDocs(etcd, prefix, localMesh(base, node).replace('GREETING: hello', 'GREETING: bonjour'));
+  await settled();
+  await waitFor('a pass over the new revision', () => agent.reconciler.stats.passes > passes);
+  assert.equal(agent.reconciler.stats.composeRuns, runs);
+  assert.deepEqual(await containers(), before);
+});
+
+test('a compose file edited by hand is overwritten and logged', async () => {
+  const file = join(stateDir, 'compose/docker-compose.yml');
+  const good = readFileSync(file, 'utf8');
+  appendFileSync(file, '\n# hand edit\n');
+  await waitFor('the file to be rewritten', () => readFileSync(file, 'utf8') === good, 20_000);
+  assert.ok(agent.reconciler.stats.handEditsOverwritten >= 1);
+});
+
+test('a container stopped or removed by hand comes back', async () => {
+  const c = await containers();
+  await docker.getContainer(c.get('api-v2')!.id).stop({ t: 1 });
+  await docker.getContainer(c.get('web-v1-envoy')!.id).remove({ force: true });
+  await waitFor('both to run again', async () => {
+    const now = await containers();
+    return now.get('api-v2')?.state === 'running' && now.get('web-v1-envoy')?.state === 'running';
+  }, 30_000);
+});
+
+test('a bad document written into etcd by hand is rejected alone; the status names it; the rest keeps running', async () => {
+  const before = await containers();
+  const runs = agent.reconciler.stats.composeRuns;
+  await etcd.put(k.desiredDoc('services', 'broken')).value('{"apiVersion": "meshlet.dev/v1", "kind": "Service"').exec();
+  await etcd.put(k.desiredDoc('services', 'typo')).value(JSON.stringify({ apiVersion: 'meshlet.dev/v1', kind: 'Service', metadata: { name: 'typo' }, spec: { prot: 'http', port: base + 5, versions: { v1: { image: 'x', nodes: [node] } } } })).exec();
+  await settled();
+  const st = await waitFor('the status to list both', async () => {
+    const s = await status();
+    return (s.rejected as unknown[]).length >= 2 ? s : undefined;
+  });
+  const rejected = st.rejected as { key: string; path: string; message: string }[];
+  assert.ok(rejected.some((r) => r.key === k.desiredDoc('services', 'broken') && /invalid JSON/.test(r.message)), JSON.stringify(rejected));
+  assert.ok(rejected.some((r) => r.key === k.desiredDoc('services', 'typo') && r.path === 'spec.prot'), JSON.stringify(rejected));
+  assert.equal(agent.reconciler.stats.composeRuns, runs);
+  assert.deepEqual(await containers(), before);
+  await etcd.delete().key(k.desiredDoc('services', 'broken')).exec();
+  await etcd.delete().key(k.desiredDoc('services', 'typo')).exec();
+  await settled();
+});
+
+test('a missing image is a clear error naming it; nothing is pulled and running containers are untouched', async () => {
+  const before = await containers();
+  const extra = `apiVersion: meshlet.dev/v1
+kind: Service
+metadata: { name: ghost }
+spec:
+  port: ${base + 6}
+  versions: { v1: { image: "meshlet-test/not-here:1", nodes: [${node}] } }
+`;
+  await putDocs(etcd, prefix, extra);
+  const st = await waitFor('an apply error', async () => {
+    const s = await status();
+    const la = s.lastApply as { ok: boolean; message?: string };
+    return la && !la.ok ? la : undefined;
+  }, 30_000);
+  assert.match(st.message!, /meshlet-test\/not-here:1/);
+  assert.match(st.message!, /never pulls/);
+  assert.deepEqual(await containers(), before);
+  await assert.rejects(docker.getImage('meshlet-test/not-here:1').inspect());
+  await etcd.delete().key(k.desiredDoc('services', 'ghost')).exec();
+  await waitFor('recovery', async () => ((await status()).lastApply as { ok: boolean }).ok === true, 60_000);
+});
+
+test('a second agent for the same node refuses to start', async () => {
+  await assert.rejects(startAgent(agentOptions(tempDir('meshlet-agent2-')), systemClock, silentLogger, abort.signal), (err: Error) => {
+    assert.ok(err instanceof ConflictError);
+    assert.match(err.message, new RegExp(`node ${node} is already run by another agent`));
+    return true;
+  });
+});
+
+test('deleting a service removes its containers and leaves the rest', async () => {
+  const before = await containers();
+  await etcd.delete().key(k.desiredDoc('services', 'web')).exec();
+  await settled();
+  const now = await waitFor('web to go', async () => {
+    const c = await containers();
+    return c.has('web-v1') || c.has('web-v1-envoy') ? undefined : c;
+  }, 30_000);
+  for (const svc of ['api-v1', 'api-v1-envoy', 'api-v2', 'api-v2-envoy']) assert.equal(now.get(svc)?.id, before.get(svc)?.id, svc);
+});
