@@ -58,7 +58,9 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
   };
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
-  const agent = await startAgent(
+  let agent;
+  try {
+    agent = await startAgent(
     {
       node: flags.node,
       etcd: { ...etcd, retries: 0 },
@@ -76,6 +78,10 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
     log,
     abort.signal,
   );
+  } catch (err) {
+    if (abort.signal.aborted) return; // stopped while still waiting for etcd
+    throw err;
+  }
   await stopped;
   await agent.stop();
 }
