@@ -63,7 +63,7 @@ interface CachedDoc {
 
 export class Reconciler {
   readonly triggers = new Triggers();
-  readonly stats = { passes: 0, composeRuns: 0, composeFailures: 0, handEditsOverwritten: 0 };
+  readonly stats = { passes: 0, composeRuns: 0, composeFailures: 0, handEditsOverwritten: 0, lastComposeMs: 0 };
   #state!: AgentState;
   #docs = new Map<string, CachedDoc>();
   #failures = 0;
@@ -195,7 +195,9 @@ export class Reconciler {
       this.#checkedTemplates = templatesHash;
     }
     this.stats.composeRuns++;
+    const t0 = performance.now();
     await this.deps.compose.up(this.opts.project, file);
+    this.stats.lastComposeMs = performance.now() - t0;
     // v1 can exit 0 without doing the work: confirm through the Docker API and remember each container's config hash.
     const containers = await this.deps.docker.list(this.opts.project);
     const byService = new Map(containers.map((c) => [c.composeService, c]));

@@ -35,7 +35,7 @@ const USAGE_BANNER = /^\s*Usage:\s/m;
 const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
 /** Finds a working compose: `auto` prefers the v2 plugin, then docker-compose; `v1`/`v2` insist. */
-export async function detectCompose(mode: ComposeMode, opts: ComposeRunnerOptions = {}): Promise<ComposeRunner> {
+export async function detectCompose(mode: ComposeMode, opts: ComposeRunnerOptions = {}): Promise<ExecComposeRunner> {
   const docker = opts.dockerBin ?? 'docker';
   const compose = opts.composeBin ?? 'docker-compose';
   // docker-compose may itself be Compose v2 (the standalone binary): the version decides the flavour.
@@ -61,14 +61,8 @@ export async function detectCompose(mode: ComposeMode, opts: ComposeRunnerOption
 
 async function probe(command: string[], opts: ComposeRunnerOptions): Promise<{ version: string; major: number } | { problem: string }> {
   const [file, ...args] = command as [string, ...string[]];
-  const r = await execa(file, [...args, 'version', '--short'], {
-    env: composeEnv(opts),
-    extendEnv: false,
-    stdin: 'ignore',
-    reject: false,
-    timeout: DETECT_TIMEOUT_MS,
-  });
-  if (r.failed) return { problem: r.code === 'ENOENT' ? `${file} is not installed` : outcome(r.exitCode, r.timedOut, r.stderr || r.stdout) };
+  const r = await runBounded(file, [...args, 'version', '--short'], composeEnv(opts), undefined, DETECT_TIMEOUT_MS);
+  if (r.failed) return { problem: r.code === 'ENOENT' ? `${file} is not installed` : outcome(r, r.stderr || r.stdout, DETECT_TIMEOUT_MS) };
   // A docker CLI without the plugin may print help and exit 0: only a version number counts.
   const m = /^v?(\d+)\.(\d+)\.\S*/.exec(r.stdout.trim());
   if (!m) return { problem: `no version number in its output: ${tail(r.stdout || r.stderr, 3) || '(empty)'}` };
@@ -110,18 +104,15 @@ export class ExecComposeRunner implements ComposeRunner {
     const [bin, ...pre] = this.command as [string, ...string[]];
     const argv = [...pre, '-p', project, '-f', file, ...args];
     const shown = `${this.command.join(' ')} ${['-p', project, '-f', file, ...args].join(' ')}`;
-    const r = await execa(bin, argv, {
-      env: composeEnv(this.opts),
-      extendEnv: false,
-      // Relative paths in the file (./envoy/…) resolve against its folder in both flavours; pin it anyway.
-      cwd: dirname(file),
-      stdin: 'ignore',
-      reject: false,
-      timeout: this.opts.timeoutMs ?? DEFAULT_COMPOSE_TIMEOUT_MS,
-    });
+    const limit = this.opts.timeoutMs ?? DEFAULT_COMPOSE_TIMEOUT_MS;
+    // Relative paths in the file (./envoy/…) resolve against its folder in both flavours; pin it anyway.
+    const r = await runBounded(bin, argv, composeEnv(this.opts), dirname(file), limit);
     const output = [r.stderr, r.stdout].filter(Boolean).join('\n');
     if (r.failed) {
-      const why = r.code === 'ENOENT' ? `${bin} is not installed` : outcome(r.exitCode, r.timedOut, output, this.opts.timeoutMs ?? DEFAULT_COMPOSE_TIMEOUT_MS);
+      // No exit code, no signal: it never started (binary gone, folder of the file gone).
+      const why = r.exitCode === undefined && !r.signal && !r.timedOut && r.code
+        ? `could not start it: ${(r.originalMessage ?? r.code).split('\n')[0]}`
+        : outcome(r, output, limit);
       throw new ExternalError(`${shown} failed: ${why}`);
     }
     if (USAGE_BANNER.test(output)) {
@@ -136,8 +127,59 @@ function composeEnv(opts: ComposeRunnerOptions): NodeJS.ProcessEnv {
   return env;
 }
 
-function outcome(exitCode: number | undefined, timedOut: boolean, output: string, timeoutMs = DETECT_TIMEOUT_MS): string {
-  const head = timedOut ? `timed out after ${timeoutMs / 1000} s` : exitCode !== undefined ? `exit ${exitCode}` : 'killed';
+interface Bounded {
+  failed: boolean;
+  timedOut: boolean;
+  exitCode?: number;
+  signal?: string;
+  code?: string;
+  originalMessage?: string;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command in its own process group and, past `limitMs`, kills the whole group
+ * (SIGTERM, SIGKILL 5 s later). Killing only the direct child is not enough: `docker compose`
+ * runs the plugin as a child, and any child still holding stdout keeps the call open.
+ * Detached, a compose in progress also finishes when the agent itself is stopped.
+ */
+async function runBounded(file: string, args: string[], env: NodeJS.ProcessEnv, cwd: string | undefined, limitMs: number): Promise<Bounded> {
+  const child = execa(file, args, { env, extendEnv: false, ...(cwd ? { cwd } : {}), stdin: 'ignore', reject: false, detached: true });
+  let timedOut = false;
+  let hardKill: NodeJS.Timeout | undefined;
+  const killGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup('SIGTERM');
+    hardKill = setTimeout(() => killGroup('SIGKILL'), 5000);
+  }, limitMs);
+  try {
+    const r = await child;
+    return {
+      failed: r.failed || timedOut,
+      timedOut,
+      ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}),
+      ...(r.signal ? { signal: r.signal } : {}),
+      ...(r.code ? { code: r.code } : {}),
+      ...(r.originalMessage ? { originalMessage: r.originalMessage } : {}),
+      stdout: String(r.stdout ?? ''),
+      stderr: String(r.stderr ?? ''),
+    };
+  } finally {
+    clearTimeout(timer);
+    clearTimeout(hardKill);
+  }
+}
+
+function outcome(r: Bounded, output: string, limitMs: number): string {
+  const head = r.timedOut ? `timed out after ${limitMs / 1000} s` : r.exitCode !== undefined ? `exit ${r.exitCode}` : `killed by ${r.signal ?? 'a signal'}`;
   const text = tail(output);
   return text ? `${head}:\n${text}` : head;
 }
