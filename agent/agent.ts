@@ -21,6 +21,11 @@ import { DockerApiObserver } from './adapters/docker-observer.js';
 import { createDocker } from './adapters/docker.js';
 import { DEFAULT_TEMPLATES_DIR, loadTemplates } from './adapters/templates.js';
 import { Reconciler, type PassReport } from './reconcile.js';
+import { Registry } from './adapters/etcd-registry.js';
+import { instancesFromRegistry } from './adapters/registry-reader.js';
+import { HealthTracker } from './health/health-tracker.js';
+import { HostProbes } from './health/probes.js';
+import { Registration } from './registration.js';
 import { meshletVersion } from './version.js';
 
 export interface AgentOptions {
@@ -41,6 +46,8 @@ export interface AgentOptions {
 
 export interface RunningAgent {
   reconciler: Reconciler;
+  registry: Registry;
+  tracker: HealthTracker;
   lease: NodeLease;
   source: EtcdDesiredSource;
   status: StatusWriter;
@@ -86,14 +93,41 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
   }
   log.info('agent started', { node: opts.node, lease: id, leaseAdopted: adopted, project, stateDir });
 
+  const registry = new Registry({ etcd, prefix: k.prefix, node: opts.node, lease: id, clock, log });
+  // A restart within the TTL keeps its lease: take over what is registered instead of rewriting it.
+  if (adopted) await registry.adopt().catch((err) => log.warn('cannot read this node\'s registrations', { error: (err as Error).message }));
+  const probes = new HostProbes();
+  const tracker = new HealthTracker(probes, clock, log);
+  const registration = new Registration(tracker, registry, opts.advertiseAddress, log, () => clock.now());
+  let drained = false;
+
   const compose = await detectCompose(opts.compose, { dockerHost: opts.dockerHost });
   const docker = new DockerApiObserver(createDocker(opts.dockerHost));
   const templatesDir = opts.templatesDir ?? DEFAULT_TEMPLATES_DIR;
   const status = new StatusWriter(etcd, k.nodeStatus(opts.node), id, log);
   let reconciler!: Reconciler;
   const source = new EtcdDesiredSource(etcd, k.desired, () => reconciler.triggers.notify('etcd'), clock, log);
+  // Everyone's healthy instances (endpoints for xDS), and this node's drain mark: both snapshot + watch.
+  const registrySource = new EtcdDesiredSource(etcd, k.registry, () => reconciler.triggers.notify('registry'), clock, log);
+  const drainKey = k.nodeDrain(opts.node);
+  const drainSource = new EtcdDesiredSource(etcd, drainKey, () => {
+    const now = drainSource.current()?.entries.has(drainKey) ?? false;
+    if (now === drained) return;
+    drained = now;
+    log.info(drained ? 'node drained: deregistering every instance' : 'node undrained: registering healthy instances');
+    void (drained ? registry.drain() : registry.undrain());
+    reconciler.triggers.notify(drained ? 'drained' : 'undrained');
+  }, clock, log);
+  const warnOnce = new Set<string>();
+  const instances = () =>
+    instancesFromRegistry(k.prefix, registrySource.current()?.entries ?? new Map(), (msg, fields) => {
+      const key = `${msg} ${JSON.stringify(fields ?? {})}`;
+      if (!warnOnce.has(key)) log.warn(msg, fields);
+      warnOnce.add(key);
+    });
 
   const report = async (r: PassReport) => {
+    if (r.plan) registration.update(r.plan.apps, r.containers);
     await status.write({
       node: opts.node,
       agentVersion: meshletVersion(),
@@ -107,11 +141,13 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
       rejected: r.rejected.map((i) => ({ key: i.doc.source, kind: i.doc.kind, name: i.doc.name, path: i.path, message: i.message })),
       composeRuns: r.composeRuns,
       workloads: r.plan ? Object.keys(r.plan.render.bootstraps) : [],
+      drained,
+      registered: registry.current().map((i) => `${i.service}/${i.version}`),
     });
   };
   reconciler = new Reconciler(
     { node: opts.node, project, stateDir, prefix: k.prefix, advertiseAddress: opts.advertiseAddress, sidecarImage: opts.sidecarImage, xdsPort: opts.xdsPort, adminPorts: opts.adminPorts },
-    { source, docker, compose, templates: () => loadTemplates(templatesDir), state: store, report, clock, log },
+    { source, docker, compose, templates: () => loadTemplates(templatesDir), state: store, instances, report, clock, log },
   );
   await reconciler.init();
   reconciler.state.leaseId = id;
@@ -122,11 +158,15 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     void store.save(reconciler.state);
     void reclaimNode(etcd, k, opts.node, newId).catch((err) => log.warn('cannot re-claim the node', { error: (err as Error).message }));
     void status.rebind(newId);
+    void registry.rebind(newId);
     reconciler.triggers.notify('lease re-granted');
   });
 
   const watch = docker.watch(project, {
-    event: (e) => reconciler.triggers.notify(`docker ${e.action} ${e.composeService ?? e.id.slice(0, 12)}`),
+    event: (e) => {
+      registration.onEvent(e);
+      reconciler.triggers.notify(`docker ${e.action} ${e.composeService ?? e.id.slice(0, 12)}`);
+    },
     resync: () => reconciler.triggers.notify('docker resync'),
     error: (err) => log.warn('docker event feed interrupted; reconnecting', { error: err.message }),
   });
@@ -140,6 +180,8 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
   timer.unref();
 
   source.start();
+  registrySource.start();
+  drainSource.start();
   const loop = reconciler.run();
 
   const stop = async () => {
@@ -157,11 +199,17 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     await step('loop', () => loop);
     await step('docker events', () => watch.close());
     await step('file watcher', () => files.close());
-    await step('etcd watch', () => source.stop());
+    await step('health probes', () => {
+      tracker.stop();
+      probes.close();
+    });
+    // Registrations stay in etcd until the lease expires: a quick restart is invisible to callers.
+    await step('registry', () => registry.stop());
+    await step('etcd watches', () => Promise.all([source.stop(), registrySource.stop(), drainSource.stop()]));
     await step('lease', () => lease.stop());
     await step('etcd client', () => etcd.close());
     if (failures.length > 0) log.warn('shutdown finished with errors', { failures });
     else log.info('agent stopped; containers and registrations are left in place until the lease expires');
   };
-  return { reconciler, lease, source, status, etcd, stop };
+  return { reconciler, registry, tracker, lease, source, status, etcd, stop };
 }

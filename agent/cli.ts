@@ -4,7 +4,6 @@ import { MeshletError, ValidationError, ConflictError } from './core/errors.js';
 import { DEFAULT_ADMIN_PORTS, type PortRange } from './core/admin-ports.js';
 import { meshletVersion } from './version.js';
 import { addEtcdOptions } from './commands/etcd-options.js';
-import { addEtcdOptions } from './commands/etcd-options.js';
 
 export const EXIT = { ok: 0, failure: 1, invalid: 2, conflict: 3, unavailable: 4 } as const;
 
@@ -144,6 +143,27 @@ export function buildProgram(log: (line: string) => void, warn: (line: string) =
       const { rollbackCommand } = await import('./commands/canary.js');
       await rollbackCommand({ ...opts, service }, log, warn);
     });
+
+  addEtcdOptions(program
+    .command('status')
+    .description('nodes (agent, lease, drain, revisions, last apply, sidecars) and instances (healthy/placed)')
+    .option('--node <name>', 'only this node')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'yaml', 'json']).default('table')))
+    .action(async (opts) => {
+      const { statusCommand } = await import('./commands/status.js');
+      await statusCommand(opts, log, warn);
+    });
+
+  for (const [name, undo] of [['drain', false], ['undrain', true]] as const) {
+    addEtcdOptions(program
+      .command(name)
+      .description(undo ? 'let a drained node register its healthy instances again' : 'deregister every instance of a node now and register none until undrained (containers keep running)')
+      .requiredOption('--node <name>', 'the node'))
+      .action(async (opts) => {
+        const { drainCommand } = await import('./commands/drain.js');
+        await drainCommand({ ...opts, undo }, log);
+      });
+  }
 
   return program;
 }

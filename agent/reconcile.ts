@@ -13,7 +13,7 @@ import type { PortRange } from './core/admin-ports.js';
 import { ExternalError } from './core/errors.js';
 import type { DesiredSource } from './adapters/etcd-source.js';
 import type { ComposeRunner } from './adapters/compose-runner.js';
-import type { DockerObserver } from './adapters/docker-observer.js';
+import type { ContainerInfo, DockerObserver } from './adapters/docker-observer.js';
 import type { AgentState, StateStore } from './adapters/state-store.js';
 import { readIfExists, syncFiles, writeAtomic } from './adapters/file-store.js';
 import { Triggers } from './triggers.js';
@@ -53,6 +53,8 @@ export interface PassReport {
   lastApply?: { ok: boolean; at: string; revision: number; reason?: string; message?: string };
   composeRuns: number;
   plan?: Plan;
+  /** The project's containers as listed at the start of the pass. */
+  containers: ContainerInfo[];
 }
 
 interface CachedDoc {
@@ -69,6 +71,7 @@ export class Reconciler {
   #failures = 0;
   #lastApply: PassReport['lastApply'];
   #checkedTemplates = '';
+  #lastContainers: ContainerInfo[] = [];
 
   constructor(private readonly opts: ReconcilerOptions, private readonly deps: ReconcilerDeps) {}
 
@@ -106,6 +109,7 @@ export class Reconciler {
       lastApply: this.#lastApply,
       composeRuns: this.stats.composeRuns,
       plan,
+      containers: this.#lastContainers,
     };
     await this.deps.report(report);
     return report;
@@ -133,12 +137,13 @@ export class Reconciler {
     for (const k of this.#docs.keys()) if (!seen.has(k)) this.#docs.delete(k);
     const accepted = acceptValid(docs, { xdsPort: this.opts.xdsPort, nodes: [this.opts.node] });
     const containers = await this.deps.docker.list(this.opts.project);
+    this.#lastContainers = containers;
     return {
       revision: snap.revision,
       desired: accepted.desired,
       rejected: [...rejected, ...accepted.rejected],
       instances: this.deps.instances?.() ?? [],
-      containers: containers.map((c) => ({ composeService: c.composeService, state: c.state, configHash: c.configHash })),
+      containers,
     };
   }
 
@@ -200,6 +205,7 @@ export class Reconciler {
     this.stats.lastComposeMs = performance.now() - t0;
     // v1 can exit 0 without doing the work: confirm through the Docker API and remember each container's config hash.
     const containers = await this.deps.docker.list(this.opts.project);
+    this.#lastContainers = containers;
     const byService = new Map(containers.map((c) => [c.composeService, c]));
     const applied: Record<string, string> = {};
     const notRunning: string[] = [];

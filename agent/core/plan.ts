@@ -1,6 +1,7 @@
 // One pass's plan, pure: from the desired state and what Docker shows, the files to write and whether compose must run.
 import type { Issue } from './issues.js';
-import type { Desired, Instance } from './model.js';
+import type { Desired, HealthCheck, Instance } from './model.js';
+import { workloadsOn } from './placement.js';
 import type { NodeOptions, NodeRender, Templates } from './render-node.js';
 import { renderNode } from './render-node.js';
 import { COMPOSE_FILE, renderFiles } from './render-files.js';
@@ -40,6 +41,8 @@ export interface Plan {
   composeReason?: string;
   images: string[];
   composeServices: string[];
+  /** The app instances placed on this node (for health tracking and registration). */
+  apps: { service: string; version: string; port: number; health?: HealthCheck }[];
 }
 
 export function planPass(observed: Observed, templates: Templates, previous: Previous, opts: Omit<NodeOptions, 'previousAdminPorts'>): Plan {
@@ -54,7 +57,10 @@ export function planPass(observed: Observed, templates: Templates, previous: Pre
   }
   const composeServices = Object.keys(render.compose.services).sort();
   const images = [...new Set(Object.values(render.compose.services).map((s) => String(s.image)))].sort();
-  return { render, files, projectHash, renderedRevision, composeReason: composeReason(projectHash, composeServices, observed.containers, previous), images, composeServices };
+  const apps = workloadsOn(observed.desired, opts.node)
+    .filter((w) => render.adminPorts[w.name] !== undefined)
+    .map((w) => ({ service: w.service.name, version: w.version.name, port: w.version.port, ...(w.version.health ? { health: w.version.health } : {}) }));
+  return { render, files, projectHash, renderedRevision, composeReason: composeReason(projectHash, composeServices, observed.containers, previous), images, composeServices, apps };
 }
 
 function composeReason(hash: string, expected: string[], containers: ObservedContainer[], previous: Previous): string | undefined {
