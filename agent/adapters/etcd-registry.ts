@@ -22,6 +22,8 @@ export interface SyncResult {
   ok: boolean;
   /** Instances written (put or deleted) by this call. */
   changed: number;
+  /** Set while drained: registrations are kept in memory but not written. */
+  drained?: true;
   error?: string;
 }
 
@@ -172,7 +174,7 @@ export class Registry {
     }
     if (this.#state === 'writing') this.#state = 'in-sync';
     this.#lastError = undefined;
-    return { ok: true, changed: total };
+    return { ok: true, changed: total, ...(this.#drained ? { drained: true as const } : {}) };
   }
 
   async #syncOnce(): Promise<SyncResult> {

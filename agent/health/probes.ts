@@ -92,7 +92,10 @@ export function decodeHealthStatus(buf: Buffer): number {
     if (wire === 0) {
       const v = readVarint();
       if (tag >>> 3 === 1) status = v;
-    } else if (wire === 2) i += readVarint();
+    } else if (wire === 2) {
+      const len = readVarint(); // not `i += readVarint()`: that reads i before the varint moves it
+      i += len;
+    }
     else if (wire === 1) i += 8;
     else if (wire === 5) i += 4;
     else throw new Error(`unexpected wire type ${wire}`);
