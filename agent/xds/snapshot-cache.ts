@@ -1,0 +1,164 @@
+// One consistent, validated xDS snapshot per client node id; no transport here (the ADS server reads it).
+import type { XdsResources } from '../core/build-xds.js';
+import type { Json } from '../core/envoy-types.js';
+import { TYPE } from '../core/envoy-types.js';
+import { validateEnvoy } from '../core/envoy-validator.js';
+import { contentHash } from '../core/canonical.js';
+import { consistencyErrors } from './snapshot-consistency.js';
+import { markProxyless } from './proxyless-marks.js';
+
+export type TypeUrl = typeof TYPE.listener | typeof TYPE.route | typeof TYPE.cluster | typeof TYPE.endpoint;
+
+/** Every type a snapshot holds, in the order a change is pushed: clusters → endpoints → listeners → routes. */
+export const PUSH_ORDER: readonly TypeUrl[] = [TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route];
+
+/** One resource; `version` is the hash of its content, so an unchanged resource keeps its version. */
+export interface Resource {
+  readonly name: string;
+  readonly json: Json;
+  readonly version: string;
+}
+
+export interface Snapshot {
+  /** Hash of every resource's type, name and version. */
+  readonly version: string;
+  readonly resources: Readonly<Record<TypeUrl, ReadonlyMap<string, Resource>>>;
+}
+
+export type SetResult = { ok: true; version: string } | { ok: false; errors: string[] };
+
+/** Resources for a client the agent did not start, from the listener names it asks for; undefined = none. */
+export type Fallback = (nodeId: string, requestedListenerNames: string[]) => XdsResources | undefined;
+
+export type SnapshotListener = (snapshot: Snapshot) => void;
+
+const KEYS: [TypeUrl, keyof XdsResources][] = [
+  [TYPE.listener, 'listeners'],
+  [TYPE.route, 'routes'],
+  [TYPE.cluster, 'clusters'],
+  [TYPE.endpoint, 'endpoints'],
+];
+const VALIDATED_MAX = 50_000;
+
+interface FallbackEntry {
+  names: string;
+  snapshot?: Snapshot;
+}
+
+export class SnapshotCache {
+  private readonly snapshots = new Map<string, Snapshot>();
+  private readonly fallbackSnapshots = new Map<string, FallbackEntry>();
+  private readonly watchers = new Map<string, Set<SnapshotListener>>();
+  private fallback: Fallback | undefined;
+  /** `<type>|<version>` of resources that passed validateEnvoy: content-addressed, so the check runs once per content. */
+  private readonly validated = new Set<string>();
+
+  /** Checks consistency and validity, then publishes; on failure the previous snapshot keeps serving. */
+  setSnapshot(nodeId: string, res: XdsResources): SetResult {
+    const built = this.build(res);
+    if (!built.ok) return built;
+    const previous = this.snapshots.get(nodeId);
+    this.snapshots.set(nodeId, built.snapshot);
+    this.fallbackSnapshots.delete(nodeId);
+    if (previous?.version !== built.snapshot.version) this.notify(nodeId, built.snapshot);
+    return { ok: true, version: built.snapshot.version };
+  }
+
+  /** Stops serving a node id (its workload is gone); a connected client keeps what it has. */
+  deleteSnapshot(nodeId: string): void {
+    this.snapshots.delete(nodeId);
+  }
+
+  getSnapshot(nodeId: string): Snapshot | undefined {
+    return this.snapshots.get(nodeId);
+  }
+
+  /** Node ids with a snapshot set by the agent. */
+  nodeIds(): string[] {
+    return [...this.snapshots.keys()].sort();
+  }
+
+  /**
+   * The snapshot to serve `nodeId`: the one set for it, else one built by the fallback from the
+   * listener names the client asks for (kept while the client watches, rebuilt when the names or
+   * the fallback change).
+   */
+  resolve(nodeId: string, requestedListenerNames: readonly string[]): Snapshot | undefined {
+    const own = this.snapshots.get(nodeId);
+    if (own || !this.fallback) return own;
+    const names = [...new Set(requestedListenerNames)].sort();
+    const key = names.join('\n');
+    const entry = this.fallbackSnapshots.get(nodeId);
+    if (entry?.names === key) return entry.snapshot;
+    return this.rebuildFallback(nodeId, names, entry?.snapshot);
+  }
+
+  /** Replaces the fallback (the agent passes a new one with each desired state) and refreshes watched clients. */
+  setFallback(fn: Fallback | undefined): void {
+    this.fallback = fn;
+    for (const [nodeId, entry] of [...this.fallbackSnapshots]) {
+      if (this.snapshots.has(nodeId) || !this.watchers.get(nodeId)?.size) this.fallbackSnapshots.delete(nodeId);
+      else this.rebuildFallback(nodeId, entry.names === '' ? [] : entry.names.split('\n'), entry.snapshot);
+    }
+  }
+
+  /** Calls `listener` with each new snapshot (set or fallback) for `nodeId`; returns the unsubscribe. */
+  watch(nodeId: string, listener: SnapshotListener): () => void {
+    let set = this.watchers.get(nodeId);
+    if (!set) this.watchers.set(nodeId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size > 0) return;
+      this.watchers.delete(nodeId);
+      this.fallbackSnapshots.delete(nodeId);
+    };
+  }
+
+  private rebuildFallback(nodeId: string, names: string[], previous: Snapshot | undefined): Snapshot | undefined {
+    const res = this.fallback?.(nodeId, names);
+    const built = res ? this.build(res) : undefined;
+    // An invalid fallback result serves nothing new: the client keeps what it has.
+    const snapshot = built?.ok ? built.snapshot : previous;
+    this.fallbackSnapshots.set(nodeId, { names: names.join('\n'), snapshot });
+    if (snapshot && snapshot.version !== previous?.version) this.notify(nodeId, snapshot);
+    return snapshot;
+  }
+
+  private notify(nodeId: string, snapshot: Snapshot): void {
+    for (const fn of [...(this.watchers.get(nodeId) ?? [])]) fn(snapshot);
+  }
+
+  private build(input: XdsResources): { ok: true; snapshot: Snapshot } | { ok: false; errors: string[] } {
+    const res = markProxyless(input);
+    const errors = consistencyErrors(res);
+    const resources = {} as Record<TypeUrl, Map<string, Resource>>;
+    const summary: [string, string, string][] = [];
+    for (const [typeUrl, key] of KEYS) {
+      const byName = new Map<string, Resource>();
+      const kind = typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
+      for (const json of res[key]) {
+        const name = String(typeUrl === TYPE.endpoint ? json.cluster_name : json.name);
+        if (byName.has(name)) errors.push(`${kind} ${name}: defined twice`);
+        const version = contentHash(json);
+        errors.push(...this.check(typeUrl, kind, name, version, json));
+        byName.set(name, { name, json, version });
+        summary.push([typeUrl, name, version]);
+      }
+      resources[typeUrl] = byName;
+    }
+    if (errors.length > 0) return { ok: false, errors };
+    summary.sort((a, b) => (a.join('|') < b.join('|') ? -1 : 1));
+    return { ok: true, snapshot: { version: contentHash(summary), resources } };
+  }
+
+  private check(typeUrl: TypeUrl, kind: string, name: string, version: string, json: Json): string[] {
+    const key = `${typeUrl}|${version}`;
+    if (this.validated.has(key)) return [];
+    const issues = validateEnvoy(typeUrl, json);
+    if (issues.length > 0) return issues.map((i) => `${kind} ${name}: ${i.path || '(root)'}: ${i.message}`);
+    if (this.validated.size >= VALIDATED_MAX) this.validated.clear();
+    this.validated.add(key);
+    return [];
+  }
+}
