@@ -26,6 +26,9 @@ import { instancesFromRegistry } from './adapters/registry-reader.js';
 import { HealthTracker } from './health/health-tracker.js';
 import { HostProbes } from './health/probes.js';
 import { Registration } from './registration.js';
+import { SnapshotCache } from './xds/snapshot-cache.js';
+import { AdsServer } from './xds/ads-server.js';
+import { XdsPublisher } from './xds-publisher.js';
 import { meshletVersion } from './version.js';
 
 export interface AgentOptions {
@@ -46,6 +49,7 @@ export interface AgentOptions {
 
 export interface RunningAgent {
   reconciler: Reconciler;
+  xds: { cache: SnapshotCache; server: AdsServer; port: number };
   registry: Registry;
   tracker: HealthTracker;
   lease: NodeLease;
@@ -101,6 +105,18 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
   const registration = new Registration(tracker, registry, opts.advertiseAddress, log, () => clock.now());
   let drained = false;
 
+  const cache = new SnapshotCache();
+  const ads = new AdsServer({ cache, log, clock });
+  let xdsPort: number;
+  try {
+    xdsPort = await ads.start(opts.xdsPort);
+  } catch (err) {
+    await lease.stop();
+    etcd.close();
+    throw new ConflictError(`cannot serve xDS on 127.0.0.1:${opts.xdsPort}: ${(err as Error).message} (is another agent or program using the port? see --xds-port)`);
+  }
+  const publisher = new XdsPublisher(cache, log);
+
   const compose = await detectCompose(opts.compose, { dockerHost: opts.dockerHost });
   const docker = new DockerApiObserver(createDocker(opts.dockerHost));
   const templatesDir = opts.templatesDir ?? DEFAULT_TEMPLATES_DIR;
@@ -126,8 +142,14 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
       warnOnce.add(key);
     });
 
+  let lastReport: PassReport | undefined;
   const report = async (r: PassReport) => {
+    lastReport = r;
     if (r.plan) registration.update(r.plan.apps, r.containers);
+    if (r.plan && r.observed) publisher.publish(r.plan.render.snapshots, r.observed.desired, r.observed.instances);
+    await writeStatus(r);
+  };
+  const writeStatus = async (r: PassReport) => {
     await status.write({
       node: opts.node,
       agentVersion: meshletVersion(),
@@ -143,8 +165,18 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
       workloads: r.plan ? Object.keys(r.plan.render.bootstraps) : [],
       drained,
       registered: registry.current().map((i) => `${i.service}/${i.version}`),
+      xds: publisher.clientStatus(ads.clients()),
+      xdsErrors: publisher.errors(),
     });
   };
+  // ACKs and NACKs change the status; many arrive together after a push, so they are written at most every 200 ms.
+  let xdsStatusTimer: NodeJS.Timeout | undefined;
+  const offAds = ads.on(() => {
+    xdsStatusTimer ??= setTimeout(() => {
+      xdsStatusTimer = undefined;
+      if (lastReport) void writeStatus(lastReport);
+    }, 200);
+  });
   reconciler = new Reconciler(
     { node: opts.node, project, stateDir, prefix: k.prefix, advertiseAddress: opts.advertiseAddress, sidecarImage: opts.sidecarImage, xdsPort: opts.xdsPort, adminPorts: opts.adminPorts },
     { source, docker, compose, templates: () => loadTemplates(templatesDir), state: store, instances, report, clock, log },
@@ -195,10 +227,13 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
       }
     };
     clearInterval(timer);
+    offAds();
+    if (xdsStatusTimer) clearTimeout(xdsStatusTimer);
     await step('triggers', () => reconciler.triggers.close());
     await step('loop', () => loop);
     await step('docker events', () => watch.close());
     await step('file watcher', () => files.close());
+    await step('xDS server', () => ads.stop());
     await step('health probes', () => {
       tracker.stop();
       probes.close();
@@ -211,5 +246,5 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     if (failures.length > 0) log.warn('shutdown finished with errors', { failures });
     else log.info('agent stopped; containers and registrations are left in place until the lease expires');
   };
-  return { reconciler, registry, tracker, lease, source, status, etcd, stop };
+  return { reconciler, registry, tracker, xds: { cache, server: ads, port: xdsPort }, lease, source, status, etcd, stop };
 }

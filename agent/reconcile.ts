@@ -55,6 +55,7 @@ export interface PassReport {
   plan?: Plan;
   /** The project's containers as listed at the start of the pass. */
   containers: ContainerInfo[];
+  observed?: Observed;
 }
 
 interface CachedDoc {
@@ -110,6 +111,7 @@ export class Reconciler {
       composeRuns: this.stats.composeRuns,
       plan,
       containers: this.#lastContainers,
+      observed,
     };
     await this.deps.report(report);
     return report;

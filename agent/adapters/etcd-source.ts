@@ -69,7 +69,6 @@ export class EtcdDesiredSource implements DesiredSource {
         this.#state = 'snapshotting';
         await this.#snapshot();
         failures = 0;
-        this.#state = 'watching';
         const reason = await this.#watchUntilBroken();
         if (this.#abort.signal.aborted) break;
         this.stats.resyncs++;
@@ -87,7 +86,8 @@ export class EtcdDesiredSource implements DesiredSource {
 
   /** Replaces the whole state with etcd's, and reports a change only when something differs. */
   async #snapshot(): Promise<void> {
-    const res = await this.etcd.getAll().prefix(this.prefix).exec();
+    // etcd3 puts no deadline on calls: against a stalled etcd this can wait for good, so stop() does not wait for it.
+    const res = await untilAborted(this.etcd.getAll().prefix(this.prefix).exec(), this.#abort.signal);
     const next = new Map<string, DesiredEntry>();
     for (const kv of res.kvs) {
       const key = kv.key.toString();
@@ -103,18 +103,26 @@ export class EtcdDesiredSource implements DesiredSource {
 
   /** Resolves with a reason when the watch can no longer be trusted. */
   async #watchUntilBroken(): Promise<string> {
-    const watcher = await this.etcd.watch().prefix(this.prefix).startRevision(String(this.#revision + 1)).create();
+    // watcher() attaches at once, so stop() can cancel it; create() waits for etcd and cannot be stopped while it is away.
+    const watcher = this.etcd.watch().prefix(this.prefix).startRevision(String(this.#revision + 1)).watcher();
     this.#watcher = watcher;
     return await new Promise<string>((resolve) => {
       let done = false;
-      const finish = (reason: string) => {
+      const onAbort = () => finish('stopped');
+      const finish = (reason: string, cancel = true) => {
         if (done) return;
         done = true;
+        this.#abort.signal.removeEventListener('abort', onAbort);
         this.#watcher = undefined;
-        // Cancel so etcd3 does not resume on its own from the wrong revision.
-        watcher.cancel().catch(() => {});
+        // Cancel so etcd3 does not resume on its own from the wrong revision. Not after 'error' or 'end':
+        // etcd3 has already dropped that watcher, and cancelling it again makes etcd's answer unmatched,
+        // which throws inside etcd3 and stops every other watch on the same client.
+        if (cancel) watcher.cancel().catch(() => {});
         resolve(reason);
       };
+      watcher.on('connected', () => {
+        if (!done) this.#state = 'watching';
+      });
       watcher.on('data', (res) => {
         if (done) return;
         for (const ev of res.events) {
@@ -124,14 +132,33 @@ export class EtcdDesiredSource implements DesiredSource {
           this.#revision = Math.max(this.#revision, Number(ev.kv.mod_revision));
           this.stats.events++;
         }
-        this.#revision = Math.max(this.#revision, Number(res.header.revision));
+        // While catching up, etcd sends the *current* revision with each batch of older events: trust it only on a progress notice.
+        if (res.events.length === 0) this.#revision = Math.max(this.#revision, Number(res.header.revision));
         if (res.events.length > 0) this.onChange();
       });
       watcher.on('disconnected', (err) => finish(`disconnected: ${err?.message ?? ''}`));
       // A compaction past our revision cancels the watcher with an empty reason; a missing listener would crash.
-      watcher.on('error', (err) => finish(`error: ${err?.message || 'watch cancelled (compaction?)'}`));
-      watcher.on('end', () => finish('ended'));
-      this.#abort.signal.addEventListener('abort', () => finish('stopped'), { once: true });
+      watcher.on('error', (err) => finish(`error: ${err?.message || 'watch cancelled (compaction?)'}`, false));
+      watcher.on('end', () => finish('ended', false));
+      // stop() may have come during the snapshot: an already-aborted signal fires no 'abort' event.
+      if (this.#abort.signal.aborted) finish('stopped');
+      else this.#abort.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
+}
+
+/** Settles like `p`, or rejects as soon as `signal` aborts (`p` is left to settle on its own). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    p.catch(() => {});
+    return Promise.reject(new Error('stopped'));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('stopped'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
+      (err) => (signal.removeEventListener('abort', onAbort), reject(err)),
+    );
+  });
 }

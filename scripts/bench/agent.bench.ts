@@ -9,12 +9,15 @@ import { startAgent } from '../../agent/agent.js';
 import { silentLogger, systemClock } from '../../agent/core/clock.js';
 import { keys } from '../../agent/core/keys.js';
 import { projectName } from '../../agent/core/ids.js';
-import { startEtcd } from '../../test/helpers/etcd.js';
+import { startEtcd, freePort } from '../../test/helpers/etcd.js';
 import { ROOT, tempDir } from '../../test/helpers/paths.js';
 import { localMesh, putDocs, randomPortBase } from '../../test/helpers/local-mesh.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { report } from './stats.js';
 import { execFileSync } from 'node:child_process';
+
+// Each test file gets its own xDS port, so a running agent or demo on 15010 is never in the way.
+const xdsPort = await freePort();
 
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 50);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
@@ -28,7 +31,7 @@ const base = randomPortBase();
 const stateDir = tempDir('meshlet-bench-agent-');
 const composeFile = join(stateDir, 'compose/docker-compose.yml');
 const opts = {
-  node, etcd: { endpoints: [etcdServer.url], prefix, retries: 0 }, stateDir, advertiseAddress: '127.0.0.1', xdsPort: 15010, compose: 'auto' as const,
+  node, etcd: { endpoints: [etcdServer.url], prefix, retries: 0 }, stateDir, advertiseAddress: '127.0.0.1', xdsPort, compose: 'auto' as const,
   sidecarImage: SIDECAR, leaseTtl: 10, adminPorts: { from: base + 10, to: base + 19 }, resyncInterval: 30,
 };
 const abort = new AbortController();
@@ -61,7 +64,7 @@ report('agent_compose_up_one_change', 'ms', composeMs, { compose: 'docker-compos
 await agent.stop();
 
 // An idle agent as a real process: etcd revisions (every write bumps it) and compose runs over a period, and its RSS.
-const child = spawn(process.execPath, [join(ROOT, 'dist/agent/bin.js'), 'agent', '--node', node, '--etcd', etcdServer.url, '--prefix', prefix, '--state-dir', stateDir, '--advertise-address', '127.0.0.1', '--sidecar-image', SIDECAR, '--admin-ports', `${base + 10}-${base + 19}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+const child = spawn(process.execPath, [join(ROOT, 'dist/agent/bin.js'), 'agent', '--node', node, '--etcd', etcdServer.url, '--prefix', prefix, '--state-dir', stateDir, '--advertise-address', '127.0.0.1', '--sidecar-image', SIDECAR, '--xds-port', String(xdsPort), '--admin-ports', `${base + 10}-${base + 19}`], { stdio: ['ignore', 'ignore', 'pipe'] });
 const k = keys(prefix);
 await waitFor('the agent to report', async () => JSON.parse((await etcd.get(k.nodeStatus(node)).string()) ?? '{}').pid === child.pid, 60_000);
 await new Promise((r) => setTimeout(r, 3_000));

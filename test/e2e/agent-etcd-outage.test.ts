@@ -10,11 +10,14 @@ import { silentLogger, systemClock } from '../../agent/core/clock.js';
 import { keys } from '../../agent/core/keys.js';
 import { projectName } from '../../agent/core/ids.js';
 import { createDocker } from '../../agent/adapters/docker.js';
-import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
+import { startEtcd, type TestEtcd, freePort } from '../helpers/etcd.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { tempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
 import { localMesh, putDocs, randomPortBase } from '../helpers/local-mesh.js';
+
+// Each test file gets its own xDS port, so a running agent or demo on 15010 is never in the way.
+const xdsPort = await freePort();
 
 const node = `outage-${Math.random().toString(36).slice(2, 8)}`;
 const project = projectName(node);
@@ -37,7 +40,7 @@ before(async () => {
   proxy = await TcpProxy.forUrl(etcdServer.url);
   etcd = new Etcd3({ hosts: etcdServer.url });
   agent = await startAgent({
-    node, etcd: { endpoints: [proxy.url], prefix, retries: 0 }, stateDir, advertiseAddress: '127.0.0.1', xdsPort: 15010, compose: 'auto',
+    node, etcd: { endpoints: [proxy.url], prefix, retries: 0 }, stateDir, advertiseAddress: '127.0.0.1', xdsPort, compose: 'auto',
     sidecarImage: process.env.MESHLET_TEST_SIDECAR_IMAGE ?? 'meshlet-test/envoy-standin:1', leaseTtl: 4, adminPorts: { from: base + 10, to: base + 19 }, resyncInterval: 2,
   }, systemClock, silentLogger, new AbortController().signal);
 });

@@ -12,6 +12,9 @@ import { ROOT, tempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
 import { localMesh, putDocs, randomPortBase } from '../helpers/local-mesh.js';
 
+// Each test file gets its own xDS port, so a running agent or demo on 15010 is never in the way.
+const xdsPort = await freePort();
+
 const SIDECAR = process.env.MESHLET_TEST_SIDECAR_IMAGE ?? 'meshlet-test/envoy-standin:1';
 const node = `proc-${Math.random().toString(36).slice(2, 8)}`;
 const project = projectName(node);
@@ -24,7 +27,7 @@ let etcd: Etcd3;
 const children: ChildProcess[] = [];
 
 function spawnAgent(etcdUrl: string, dir = stateDir): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/agent/bin.js'), 'agent', '--node', node, '--etcd', etcdUrl, '--prefix', prefix, '--state-dir', dir, '--advertise-address', '127.0.0.1', '--sidecar-image', SIDECAR, '--lease-ttl', '5', '--admin-ports', `${base + 10}-${base + 19}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [join(ROOT, 'dist/agent/bin.js'), 'agent', '--node', node, '--etcd', etcdUrl, '--prefix', prefix, '--state-dir', dir, '--advertise-address', '127.0.0.1', '--sidecar-image', SIDECAR, '--xds-port', String(xdsPort), '--lease-ttl', '5', '--admin-ports', `${base + 10}-${base + 19}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   children.push(child);

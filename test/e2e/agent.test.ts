@@ -13,10 +13,13 @@ import { projectName } from '../../agent/core/ids.js';
 import { DEFAULT_ADMIN_PORTS } from '../../agent/core/admin-ports.js';
 import { ConflictError } from '../../agent/core/errors.js';
 import { createDocker } from '../../agent/adapters/docker.js';
-import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
+import { startEtcd, type TestEtcd, freePort } from '../helpers/etcd.js';
 import { tempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
 import { localMesh, putDocs, randomPortBase } from '../helpers/local-mesh.js';
+
+// Each test file gets its own xDS port, so a running agent or demo on 15010 is never in the way.
+const xdsPort = await freePort();
 
 const SIDECAR = process.env.MESHLET_TEST_SIDECAR_IMAGE ?? 'meshlet-test/envoy-standin:1';
 const node = `e2e-${Math.random().toString(36).slice(2, 8)}`;
@@ -37,7 +40,7 @@ function agentOptions(dir: string) {
     etcd: { endpoints: [etcdServer.url], prefix, retries: 0 },
     stateDir: dir,
     advertiseAddress: '127.0.0.1',
-    xdsPort: 15010,
+    xdsPort,
     compose: 'auto' as const,
     sidecarImage: SIDECAR,
     leaseTtl: 5,

@@ -10,11 +10,14 @@ import { silentLogger, systemClock } from '../../agent/core/clock.js';
 import { keys } from '../../agent/core/keys.js';
 import { projectName } from '../../agent/core/ids.js';
 import { createDocker } from '../../agent/adapters/docker.js';
-import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
+import { startEtcd, type TestEtcd, freePort } from '../helpers/etcd.js';
 import { ROOT, tempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
 import { putDocs, randomPortBase } from '../helpers/local-mesh.js';
 import { runCli } from '../helpers/cli.js';
+
+// Each test file gets its own xDS port, so a running agent or demo on 15010 is never in the way.
+const xdsPort = await freePort();
 
 const BUSYBOX = process.env.MESHLET_TEST_BUSYBOX_IMAGE ?? 'meshlet-test/busybox:1';
 const SIDECAR = process.env.MESHLET_TEST_SIDECAR_IMAGE ?? 'meshlet-test/envoy-standin:1';
@@ -57,7 +60,7 @@ spec:
 `;
 
 const opts = () => ({
-  node, etcd: { endpoints: [etcdServer.url], prefix, retries: 0 }, stateDir, advertiseAddress: '127.0.0.1', xdsPort: 15010, compose: 'auto' as const,
+  node, etcd: { endpoints: [etcdServer.url], prefix, retries: 0 }, stateDir, advertiseAddress: '127.0.0.1', xdsPort, compose: 'auto' as const,
   sidecarImage: SIDECAR, leaseTtl: 4, adminPorts: { from: base + 10, to: base + 19 }, resyncInterval: 2,
 });
 
@@ -166,7 +169,7 @@ test('drain deregisters everything and registers nothing until undrain', async (
 test('SIGKILL: keys vanish within TTL + 1 s; restarted within the TTL, no key is ever deleted', async () => {
   await agent!.stop();
   agent = undefined;
-  const spawnAgent = () => spawn(process.execPath, [join(ROOT, 'dist/agent/bin.js'), 'agent', '--node', node, '--etcd', etcdServer.url, '--prefix', prefix, '--state-dir', stateDir, '--advertise-address', '127.0.0.1', '--sidecar-image', SIDECAR, '--lease-ttl', '4', '--admin-ports', `${base + 10}-${base + 19}`], { stdio: 'ignore' });
+  const spawnAgent = () => spawn(process.execPath, [join(ROOT, 'dist/agent/bin.js'), 'agent', '--node', node, '--etcd', etcdServer.url, '--prefix', prefix, '--state-dir', stateDir, '--advertise-address', '127.0.0.1', '--sidecar-image', SIDECAR, '--xds-port', String(xdsPort), '--lease-ttl', '4', '--admin-ports', `${base + 10}-${base + 19}`], { stdio: 'ignore' });
   child = spawnAgent();
   await waitFor('the process agent registers', async () => JSON.parse((await etcd.get(k.nodeStatus(node)).string()) ?? '{}').pid === child!.pid && (await registered('web')) && (await registered('job')), 30_000);
 

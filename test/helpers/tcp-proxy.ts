@@ -13,7 +13,10 @@ export interface ProxyStats {
   bytesFromTarget: number;
 }
 
-/** 'refuse': the port stops listening, so connects fail with ECONNREFUSED. 'hold': connects succeed but nothing is forwarded until resume(). */
+/**
+ * 'refuse': the port stops listening, so connects fail with ECONNREFUSED (resume() listens on the same port again).
+ * 'hold': connects succeed but nothing is forwarded until resume(), like a server that accepts and never answers.
+ */
 export type SuspendMode = 'refuse' | 'hold';
 
 interface Pair {
@@ -55,7 +58,7 @@ export class TcpProxy {
     return this.#pairs.size;
   }
 
-  /** Connections accepted while suspended in 'hold' mode, waiting for resume(). */
+  /** Connections accepted during suspend('hold') or stall(), waiting for resume(). */
   get held(): number {
     return this.#held.size;
   }
