@@ -85,9 +85,15 @@ export class SnapshotCache {
    */
   resolve(nodeId: string, requestedListenerNames: readonly string[]): Snapshot | undefined {
     const own = this.snapshots.get(nodeId);
-    if (own || !this.fallback) return own;
+    if (own) return own;
     const names = [...new Set(requestedListenerNames)].sort();
     const key = names.join('\n');
+    // No fallback yet (the agent's first pass is still running): remember what the client asked for, so
+    // setFallback() answers it; otherwise it would wait for good.
+    if (!this.fallback) {
+      this.fallbackSnapshots.set(nodeId, { names: key, snapshot: undefined });
+      return undefined;
+    }
     const entry = this.fallbackSnapshots.get(nodeId);
     if (entry?.names === key) return entry.snapshot;
     return this.rebuildFallback(nodeId, names, entry?.snapshot);

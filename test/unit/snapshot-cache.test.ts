@@ -191,6 +191,18 @@ test('unknown node ids are served by the fallback from the listener names they a
   assert.equal(cache.resolve('proxyless~n1~third-v1', ['greeter']), undefined);
 });
 
+test('a client that asked before any fallback existed is answered as soon as one is set', () => {
+  const cache = new SnapshotCache();
+  const seen: Snapshot[] = [];
+  const stop = cache.watch('proxyless~n1~early-v1', (s) => seen.push(s));
+  assert.equal(cache.resolve('proxyless~n1~early-v1', ['greeter']), undefined);
+  const { desired } = loadDesired([{ source: 'mesh.yaml', text: DESIRED_YAML }], { xdsPort: 15010 });
+  cache.setFallback((_node, names) => buildProxylessResources(names, desired, INSTANCES, []));
+  assert.equal(seen.length, 1, 'the watching client was pushed a snapshot');
+  assert.deepEqual([...seen[0]!.resources[TYPE.listener].keys()], ['greeter']);
+  stop();
+});
+
 test('encodeResource writes proto3 JSON forms (durations, wrappers, Any) as protobuf', () => {
   const res = greeter();
   const cluster = { ...res.clusters[0]!, connect_timeout: '0.250s' };
