@@ -84,6 +84,23 @@ function httpProtocolOptions(protocol: Protocol, p: TrafficPolicy): Json | undef
   };
 }
 
+// A node's render builds endpoints for many clusters from one list of every node's instances: group it once.
+const byServiceCache = new WeakMap<Instance[], Map<string, Instance[]>>();
+
+function instancesOf(instances: Instance[], service: string): Instance[] {
+  let index = byServiceCache.get(instances);
+  if (!index) {
+    index = new Map();
+    for (const i of instances) {
+      const list = index.get(i.service);
+      if (list) list.push(i);
+      else index.set(i.service, [i]);
+    }
+    byServiceCache.set(instances, index);
+  }
+  return index.get(service) ?? [];
+}
+
 export interface EndpointWarning {
   instance: Instance;
   message: string;
@@ -92,8 +109,8 @@ export interface EndpointWarning {
 /** The healthy instances a cluster selects, one locality per node (gRPC skips a locality without a weight). */
 export function buildEndpoints(t: ClusterTarget, instances: Instance[], warnings: EndpointWarning[]): Json {
   const byNode = new Map<string, Instance[]>();
-  for (const i of instances) {
-    if (i.service !== t.service.name || (t.version !== undefined && i.version !== t.version)) continue;
+  for (const i of instancesOf(instances, t.service.name)) {
+    if (t.version !== undefined && i.version !== t.version) continue;
     if (isIP(i.address) === 0) {
       warnings.push({ instance: i, message: `address ${JSON.stringify(i.address)} is not an IP address; endpoint left out` });
       continue;
