@@ -142,11 +142,16 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
       warnOnce.add(key);
     });
 
+  // Templates are read once and again after any change in their folder (the file watcher below).
+  let templatesCache: ReturnType<typeof loadTemplates> | undefined;
+  const templates = () => (templatesCache ??= loadTemplates(templatesDir).catch((err) => {
+    templatesCache = undefined;
+    throw err;
+  }));
   let lastReport: PassReport | undefined;
   const report = async (r: PassReport) => {
     lastReport = r;
     if (r.plan) registration.update(r.plan.apps, r.containers);
-    if (r.plan && r.observed) publisher.publish(r.plan.render.snapshots, r.observed.desired, r.observed.instances);
     await writeStatus(r);
   };
   const writeStatus = async (r: PassReport) => {
@@ -179,7 +184,10 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
   });
   reconciler = new Reconciler(
     { node: opts.node, project, stateDir, prefix: k.prefix, advertiseAddress: opts.advertiseAddress, sidecarImage: opts.sidecarImage, xdsPort: opts.xdsPort, adminPorts: opts.adminPorts },
-    { source, docker, compose, templates: () => loadTemplates(templatesDir), state: store, instances, report, clock, log },
+    {
+      source, docker, compose, templates, state: store, instances, report, clock, log,
+      publish: (plan, observed) => publisher.publish(plan.render.snapshots, observed.desired, observed.instances),
+    },
   );
   await reconciler.init();
   reconciler.state.leaseId = id;
@@ -205,7 +213,9 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
   // Template edits and hand edits of the compose file both start a pass (the latter is then overwritten).
   const files = chokidar.watch([templatesDir, join(stateDir, 'compose')], { ignoreInitial: true, depth: 1 });
   files.on('all', (event, path) => {
-    if (typeof path === 'string' && !path.includes('/.')) reconciler.triggers.notify(`file ${event} ${path}`);
+    if (typeof path !== 'string' || path.includes('/.')) return;
+    if (resolve(path).startsWith(resolve(templatesDir))) templatesCache = undefined;
+    reconciler.triggers.notify(`file ${event} ${path}`);
   });
   files.on('error', (err) => log.warn('file watcher error', { error: String(err) }));
   const timer = setInterval(() => reconciler.triggers.notify('drift check'), opts.resyncInterval * 1000);

@@ -6,7 +6,7 @@ import type { Clock, Logger } from './core/clock.js';
 import { backoffMs } from './core/clock.js';
 import type { Templates } from './core/render-node.js';
 import type { Observed, Plan } from './core/plan.js';
-import { planPass } from './core/plan.js';
+import { composeReasonFor, planRender } from './core/plan.js';
 import { acceptValid } from './core/desired.js';
 import { fromEtcdEntry } from './core/etcd-docs.js';
 import type { PortRange } from './core/admin-ports.js';
@@ -40,6 +40,8 @@ export interface ReconcilerDeps {
   state: StateStore;
   /** Healthy instances of every node, for endpoints (the registry). */
   instances?: () => Instance[];
+  /** Called as soon as a pass has rendered, before Docker is consulted (xDS publishing). */
+  publish?: (plan: Plan, observed: Omit<Observed, 'containers'>) => void;
   /** Called after every pass with what the node status should say. */
   report: (r: PassReport) => Promise<void>;
   clock: Clock;
@@ -97,11 +99,19 @@ export class Reconciler {
   }
 
   async pass(reasons: string[] = ['manual']): Promise<PassReport | undefined> {
-    const observed = await this.observe();
-    if (!observed) return undefined; // no desired state yet: touch nothing
+    const wanted = this.observeDesired();
+    if (!wanted) return undefined; // no desired state yet: touch nothing
     this.stats.passes++;
+    // Docker is asked while the node renders; xDS goes out before Docker answers (a canary shift waits for no one).
+    const listing = this.deps.docker.list(this.opts.project);
+    listing.catch(() => {});
     const paths = { envoyDir: join(this.opts.stateDir, 'envoy'), xdsDir: join(this.opts.stateDir, 'xds') };
-    const plan = planPass(observed, await this.deps.templates(), this.#state, { ...this.opts, paths });
+    const plan = planRender(wanted, await this.deps.templates(), this.#state, { ...this.opts, paths });
+    this.deps.publish?.(plan, wanted);
+    const containers = await listing;
+    this.#lastContainers = containers;
+    const observed: Observed = { ...wanted, containers };
+    plan.composeReason = composeReasonFor(plan, containers, this.#state);
     await this.execute(plan, observed, reasons);
     const report: PassReport = {
       desiredRevision: observed.revision,
@@ -117,8 +127,8 @@ export class Reconciler {
     return report;
   }
 
-  /** The desired state (each stored document validated once per revision) and the project's containers. */
-  async observe(): Promise<Observed | undefined> {
+  /** The desired state, each stored document validated once per revision, and every node's instances. */
+  observeDesired(): Omit<Observed, 'containers'> | undefined {
     const snap = this.deps.source.current();
     if (!snap) return undefined;
     const docs: Document[] = [];
@@ -138,14 +148,11 @@ export class Reconciler {
     }
     for (const k of this.#docs.keys()) if (!seen.has(k)) this.#docs.delete(k);
     const accepted = acceptValid(docs, { xdsPort: this.opts.xdsPort, nodes: [this.opts.node] });
-    const containers = await this.deps.docker.list(this.opts.project);
-    this.#lastContainers = containers;
     return {
       revision: snap.revision,
       desired: accepted.desired,
       rejected: [...rejected, ...accepted.rejected],
       instances: this.deps.instances?.() ?? [],
-      containers,
     };
   }
 
@@ -208,13 +215,13 @@ export class Reconciler {
     // v1 can exit 0 without doing the work: confirm through the Docker API and remember each container's config hash.
     const containers = await this.deps.docker.list(this.opts.project);
     this.#lastContainers = containers;
-    const byService = new Map(containers.map((c) => [c.composeService, c]));
     const applied: Record<string, string> = {};
     const notRunning: string[] = [];
     for (const svc of plan.composeServices) {
-      const c = byService.get(svc);
-      if (!c || (c.state !== 'running' && c.state !== 'restarting')) notRunning.push(`${svc} (${c ? c.state : 'no container'})`);
-      if (c?.configHash) applied[svc] = c.configHash;
+      const mine = containers.filter((c) => c.composeService === svc);
+      const live = mine.find((c) => c.state === 'running' || c.state === 'restarting');
+      if (!live) notRunning.push(`${svc} (${mine[0]?.state ?? 'no container'})`);
+      else if (live.configHash) applied[svc] = live.configHash;
     }
     this.#state.appliedContainers = applied;
     if (notRunning.length > 0) throw new ExternalError(`compose finished but not running: ${notRunning.join(', ')}`);

@@ -19,10 +19,10 @@ export function referencedClusters(service: string, vs: VirtualService | undefin
   if (!vs) return [service];
   const names = new Set<string>();
   for (const r of vs.http) {
-    for (const d of r.route) if (d.weight > 0) names.add(clusterName(d.host, d.subset));
+    for (const d of r.route) names.add(clusterName(d.host, d.subset));
     for (const m of r.mirrors) names.add(clusterName(m.host, m.subset));
   }
-  for (const r of vs.tcp) for (const d of r.route) if (d.weight > 0) names.add(clusterName(d.host, d.subset));
+  for (const r of vs.tcp) for (const d of r.route) names.add(clusterName(d.host, d.subset));
   return [...names].sort();
 }
 
@@ -87,11 +87,14 @@ function routeAction(r: HttpRoute): Json {
   return action;
 }
 
-/** One cluster, or weighted clusters; destinations with weight 0 are left out (Envoy and gRPC refuse an all-zero set). */
+/**
+ * One cluster, or weighted clusters. A destination at weight 0 stays listed (with its cluster), so a canary
+ * flip such as 100/0 → 0/100 only changes the route, not the set of clusters and endpoints; an all-zero set
+ * is refused by validation (Envoy and gRPC refuse it too).
+ */
 export function weighted(dests: Destination[]): Json {
-  const live = dests.filter((d) => d.weight > 0);
-  if (live.length === 1) return { cluster: clusterName(live[0]!.host, live[0]!.subset) };
-  return { weighted_clusters: { clusters: live.map((d) => ({ name: clusterName(d.host, d.subset), weight: d.weight })) } };
+  if (dests.length === 1) return { cluster: clusterName(dests[0]!.host, dests[0]!.subset) };
+  return { weighted_clusters: { clusters: dests.map((d) => ({ name: clusterName(d.host, d.subset), weight: d.weight })) } };
 }
 
 function retryPolicy(r: HttpRoute): Json | undefined {

@@ -45,7 +45,15 @@ export interface Plan {
   apps: { service: string; version: string; port: number; health?: HealthCheck }[];
 }
 
+/** Renders the node and decides about compose from what Docker shows (both steps; see planRender). */
 export function planPass(observed: Observed, templates: Templates, previous: Previous, opts: Omit<NodeOptions, 'previousAdminPorts'>): Plan {
+  const plan = planRender(observed, templates, previous, opts);
+  plan.composeReason = composeReasonFor(plan, observed.containers, previous);
+  return plan;
+}
+
+/** Everything that needs no Docker: files, xDS snapshots, apps. The agent publishes xDS from this before Docker answers. */
+export function planRender(observed: Omit<Observed, 'containers'>, templates: Templates, previous: Previous, opts: Omit<NodeOptions, 'previousAdminPorts'>): Plan {
   const render = renderNode(observed.desired, observed.instances, templates, { ...opts, previousAdminPorts: previous.adminPorts });
   const projectHash = contentHash({ compose: render.compose, bootstraps: render.bootstraps, xds: render.xdsBootstraps });
   // The header names the revision at which the project last changed, so unrelated changes don't touch the file.
@@ -60,18 +68,26 @@ export function planPass(observed: Observed, templates: Templates, previous: Pre
   const apps = workloadsOn(observed.desired, opts.node)
     .filter((w) => render.adminPorts[w.name] !== undefined)
     .map((w) => ({ service: w.service.name, version: w.version.name, port: w.version.port, ...(w.version.health ? { health: w.version.health } : {}) }));
-  return { render, files, projectHash, renderedRevision, composeReason: composeReason(projectHash, composeServices, observed.containers, previous), images, composeServices, apps };
+  return { render, files, projectHash, renderedRevision, images, composeServices, apps };
+}
+
+export function composeReasonFor(plan: Plan, containers: ObservedContainer[], previous: Previous): string | undefined {
+  return composeReason(plan.projectHash, plan.composeServices, containers, previous);
 }
 
 function composeReason(hash: string, expected: string[], containers: ObservedContainer[], previous: Previous): string | undefined {
   if (previous.appliedHash !== hash) return previous.appliedHash ? 'the rendered project changed' : 'first apply';
-  const byService = new Map(containers.map((c) => [c.composeService, c]));
+  // While compose recreates a container, the old one briefly shows too (stopped, renamed): a service is fine
+  // when one of its containers runs with the config compose last applied.
+  const byService = new Map<string, ObservedContainer[]>();
+  for (const c of containers) byService.set(c.composeService, [...(byService.get(c.composeService) ?? []), c]);
   for (const svc of expected) {
-    const c = byService.get(svc);
-    if (!c) return `drift: container of ${svc} is missing`;
-    if (c.state !== 'running' && c.state !== 'restarting') return `drift: container of ${svc} is ${c.state}`;
+    const list = byService.get(svc) ?? [];
+    if (list.length === 0) return `drift: container of ${svc} is missing`;
+    const live = list.filter((c) => c.state === 'running' || c.state === 'restarting');
+    if (live.length === 0) return `drift: container of ${svc} is ${list[0]!.state}`;
     const applied = previous.appliedContainers?.[svc];
-    if (applied && c.configHash && applied !== c.configHash) return `drift: container of ${svc} was changed outside meshlet`;
+    if (applied && !live.some((c) => !c.configHash || c.configHash === applied)) return `drift: container of ${svc} was changed outside meshlet`;
   }
   for (const c of containers) if (!expected.includes(c.composeService)) return `drift: container of ${c.composeService} is not in the project`;
   return undefined;

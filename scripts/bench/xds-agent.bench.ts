@@ -69,7 +69,9 @@ const samples: number[] = [];
 for (let i = -2; i < FLIPS; i++) {
   const want = i % 2 === 0 ? 'v2' : 'v1';
   const t0 = performance.now();
-  await etcd.put(k.desiredDoc('routes', 'greeter')).value(JSON.stringify({ apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'greeter' }, spec: { hosts: ['greeter'], http: [{ route: [{ destination: { host: 'greeter', subset: want } }] }] } })).exec();
+  // A canary flip as `meshlet route greeter --weights v1=100,v2=0` writes it: both destinations, weights swapped.
+  const w = (v: string) => (v === want ? 100 : 0);
+  await etcd.put(k.desiredDoc('routes', 'greeter')).value(JSON.stringify({ apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'greeter' }, spec: { hosts: ['greeter'], http: [{ route: ['v1', 'v2'].map((v) => ({ destination: { host: 'greeter', subset: v }, weight: w(v) })) }] } })).exec();
   for (;;) {
     const r = await callOnce(client, {}, 2_000);
     if (r.ok && r.reply.version === want) break;

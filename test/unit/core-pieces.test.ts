@@ -101,3 +101,14 @@ spec:
   assert.ok(!second.desired.routes.some((r) => r.name === 'details'));
   assert.ok(second.desired.routes.some((r) => r.name === 'reviews'));
 });
+
+test('a destination at weight 0 keeps its cluster listed, so a canary flip changes only the route', async () => {
+  const { buildRouteConfig, referencedClusters } = await import('../../agent/core/build-routes.js');
+  const vs = {
+    kind: 'VirtualService' as const, name: 'reviews', hosts: ['reviews'], tcp: [], ref: { source: 'x', index: 0 },
+    http: [{ match: [], mirrors: [], route: [{ host: 'reviews', subset: 'v1', weight: 100 }, { host: 'reviews', subset: 'v2', weight: 0 }] }],
+  };
+  assert.deepEqual(referencedClusters('reviews', vs), ['reviews|v1', 'reviews|v2']);
+  const rc = buildRouteConfig('reviews', vs) as { virtual_hosts: { routes: { route: { weighted_clusters: unknown } }[] }[] };
+  assert.deepEqual(rc.virtual_hosts[0]!.routes[0]!.route.weighted_clusters, { clusters: [{ name: 'reviews|v1', weight: 100 }, { name: 'reviews|v2', weight: 0 }] });
+});
