@@ -37,8 +37,9 @@ const opts = {
 const abort = new AbortController();
 const agent = await startAgent(opts, systemClock, silentLogger, abort.signal);
 const mesh = localMesh(base, node);
-await putDocs(etcd, prefix, mesh);
-await waitFor('first apply', () => agent.reconciler.stats.composeRuns >= 1 && agent.reconciler.state.appliedRevision !== undefined, 120_000);
+const lastRev = await putDocs(etcd, prefix, mesh);
+// The documents land one by one: wait until the whole mesh is applied, not just the first document.
+await waitFor('first apply', () => (agent.reconciler.state.appliedRevision ?? 0) >= lastRev, 120_000);
 
 // put → file on disk; then wait for compose to finish before the next change.
 const toFile: number[] = [];
