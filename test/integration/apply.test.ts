@@ -1,13 +1,12 @@
 // meshlet apply against a real etcd: what is written, that bad input writes nothing, and that the union
 // with what etcd holds is checked and guarded against concurrent changes.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
 import { parseAllDocuments } from 'yaml';
-import { runCli } from '../helpers/cli.js';
-import { listing, startEtcd, uniquePrefix, type TestEtcd } from '../helpers/etcd.js';
+import { listing, uniquePrefix } from '../helpers/etcd.js';
+import { etcdForFile } from '../helpers/etcd-cli.js';
 import { fixture, tempDir } from '../helpers/paths.js';
 import { canonicalJson } from '../../agent/core/canonical.js';
 import { ValidationError } from '../../agent/core/errors.js';
@@ -20,8 +19,6 @@ const KIND_DIR: Record<string, string> = { Service: 'services', VirtualService: 
 type Doc = { kind: string; metadata: { name: string } } & Record<string, unknown>;
 const docsOf = (path: string) => parseAllDocuments(readFileSync(path, 'utf8')).map((d) => d.toJS() as Doc);
 
-let etcd: TestEtcd;
-let client: Etcd3;
 const dir = tempDir('meshlet-apply-');
 const file = (name: string, text: string) => {
   const path = join(dir, name);
@@ -29,16 +26,7 @@ const file = (name: string, text: string) => {
   return path;
 };
 
-before(async () => {
-  etcd = await startEtcd();
-  client = new Etcd3({ hosts: etcd.url });
-});
-after(async () => {
-  client?.close();
-  await etcd?.stop();
-});
-
-const cli = (prefix: string, ...args: string[]) => runCli([...args, '--etcd', etcd.url, '--prefix', prefix]);
+const { env, cli } = etcdForFile();
 
 /** A route to reviews' subset `subset`, as a file of its own. */
 const reviewsRoute = (subset: string) => file(`route-${subset}.yaml`, `apiVersion: networking.istio.io/v1
@@ -57,7 +45,7 @@ describe('meshlet apply', () => {
     const res = await cli(prefix, 'apply', '-f', SERVICES, '-f', ROUTES);
     assert.equal(res.code, 0, res.err);
     const docs = [...docsOf(SERVICES), ...docsOf(ROUTES)];
-    const stored = await listing(client, prefix);
+    const stored = await listing(env.client, prefix);
     const expectedKeys = docs.map((d) => `${prefix}/desired/${KIND_DIR[d.kind]}/${d.metadata.name}`);
     assert.deepEqual(stored.kvs.map((kv) => kv.key).sort(), [...expectedKeys].sort());
     for (const [i, d] of docs.entries()) {
@@ -75,10 +63,10 @@ describe('meshlet apply', () => {
   test('re-applying the same files reports all unchanged and writes nothing (the revision stays)', async () => {
     const prefix = uniquePrefix();
     assert.equal((await cli(prefix, 'apply', '-f', SERVICES, '-f', ROUTES)).code, 0);
-    const before = await listing(client, prefix);
+    const before = await listing(env.client, prefix);
     const res = await cli(prefix, 'apply', '-f', SERVICES, '-f', ROUTES);
     assert.equal(res.code, 0, res.err);
-    assert.deepEqual(await listing(client, prefix), before);
+    assert.deepEqual(await listing(env.client, prefix), before);
     const lines = res.out.split('\n');
     assert.equal(lines.filter((l) => l.startsWith('unchanged  ')).length, 9);
     assert.equal(lines.at(-1), `applied: 0 added, 0 changed, 9 unchanged; nothing to write (etcd revision stays ${before.revision})`);
@@ -88,10 +76,10 @@ describe('meshlet apply', () => {
     const prefix = uniquePrefix();
     assert.equal((await cli(prefix, 'apply', '-f', SERVICES, '-f', ROUTES)).code, 0);
     const changed = file('changed.yaml', readFileSync(SERVICES, 'utf8').replace('STAR_COLOR: black', 'STAR_COLOR: blue').replace('port: 9081\n', 'port: 9086\n'));
-    const before = await listing(client, prefix);
+    const before = await listing(env.client, prefix);
     const res = await cli(prefix, 'apply', '-f', changed, '--dry-run');
     assert.equal(res.code, 0, res.err);
-    assert.deepEqual(await listing(client, prefix), before);
+    assert.deepEqual(await listing(env.client, prefix), before);
     const lines = res.out.split('\n');
     assert.ok(lines.includes(`changed    ${prefix}/desired/services/reviews: spec.versions`), res.out);
     assert.ok(lines.includes(`changed    ${prefix}/desired/services/details: spec.port`), res.out);
@@ -100,30 +88,30 @@ describe('meshlet apply', () => {
     // And without --dry-run the same change is written.
     const real = await cli(prefix, 'apply', '-f', changed);
     assert.equal(real.code, 0, real.err);
-    const afterKvs = (await listing(client, prefix)).kvs;
+    const afterKvs = (await listing(env.client, prefix)).kvs;
     assert.match(afterKvs.find((kv) => kv.key.endsWith('/services/reviews'))!.value, /"STAR_COLOR":"blue"/);
   });
 
   test('a bad file is exit 2 with every problem named, and etcd is identical before and after', async () => {
     const prefix = uniquePrefix();
     assert.equal((await cli(prefix, 'apply', '-f', SERVICES)).code, 0);
-    const before = await listing(client, prefix);
+    const before = await listing(env.client, prefix);
     const bad = fixture('bad', 'several-errors.yaml');
     const res = await cli(prefix, 'apply', '-f', bad, '-f', ROUTES);
     assert.equal(res.code, 2);
     assert.match(res.err, /several-errors\.yaml/);
     assert.ok(res.err.split('\n').filter((l) => l.startsWith('  - ')).length >= 2, res.err);
-    assert.deepEqual(await listing(client, prefix), before);
+    assert.deepEqual(await listing(env.client, prefix), before);
   });
 
   test('a new route must name versions that the stored Service has', async () => {
     const prefix = uniquePrefix();
     assert.equal((await cli(prefix, 'apply', '-f', SERVICES)).code, 0);
-    const before = await listing(client, prefix);
+    const before = await listing(env.client, prefix);
     const res = await cli(prefix, 'apply', '-f', reviewsRoute('v9'));
     assert.equal(res.code, 2);
     assert.match(res.err, /route-v9\.yaml: VirtualService "reviews" \(document 1\): spec\.http\[0\]\.route\[0\]\.destination\.subset: Service reviews has no subset v9/);
-    assert.deepEqual(await listing(client, prefix), before);
+    assert.deepEqual(await listing(env.client, prefix), before);
     // The same route to an existing version passes: the stored Service is part of the check.
     const ok = await cli(prefix, 'apply', '-f', reviewsRoute('v2'));
     assert.equal(ok.code, 0, ok.err);
@@ -132,7 +120,7 @@ describe('meshlet apply', () => {
   test('a new Service may not take a host port a stored Service holds; the message lands on the new one', async () => {
     const prefix = uniquePrefix();
     assert.equal((await cli(prefix, 'apply', '-f', SERVICES)).code, 0);
-    const before = await listing(client, prefix);
+    const before = await listing(env.client, prefix);
     const clash = file('clash.yaml', `apiVersion: meshlet.dev/v1
 kind: Service
 metadata: { name: extra }
@@ -144,7 +132,7 @@ spec:
     const res = await cli(prefix, 'apply', '-f', clash);
     assert.equal(res.code, 2);
     assert.match(res.err, /clash\.yaml: Service "extra" \(document 1\): spec\.versions\.v1\.port: port 9082 on node node-a is already taken by Service reviews version v1/);
-    assert.deepEqual(await listing(client, prefix), before);
+    assert.deepEqual(await listing(env.client, prefix), before);
   });
 
   test('all or nothing: when the last document is bad, none of the others is written', async () => {
@@ -152,7 +140,7 @@ spec:
     const services = readFileSync(SERVICES, 'utf8');
     // Bad on its own (an unknown field) …
     const alone = file('last-bad.yaml', `${services}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: reviews }\nspec:\n  hosts: [reviews]\n  colour: red\n  http:\n    - route:\n        - destination: { host: reviews }\n`);
-    const before = await listing(client, prefix);
+    const before = await listing(env.client, prefix);
     const r1 = await cli(prefix, 'apply', '-f', alone);
     assert.equal(r1.code, 2);
     assert.match(r1.err, /spec\.colour: unknown field/);
@@ -161,7 +149,7 @@ spec:
     const r2 = await cli(prefix, 'apply', '-f', together);
     assert.equal(r2.code, 2);
     assert.match(r2.err, /has no subset v7/);
-    assert.deepEqual(await listing(client, prefix), before);
+    assert.deepEqual(await listing(env.client, prefix), before);
     assert.equal(before.kvs.length, 0);
   });
 
@@ -173,16 +161,16 @@ spec:
     delete (withoutV2.spec as { versions: Record<string, unknown> }).versions.v2;
     const attempts: number[] = [];
     await assert.rejects(
-      applyCommand({ file: [reviewsRoute('v2')], xdsPort: 15010, etcd: etcd.url, prefix }, () => {}, () => {}, {
+      applyCommand({ file: [reviewsRoute('v2')], xdsPort: 15010, etcd: env.etcd.url, prefix }, () => {}, () => {}, {
         beforeCommit: async (attempt) => {
           attempts.push(attempt);
-          if (attempt === 1) await client.put(reviewsKey).value(canonicalJson(withoutV2));
+          if (attempt === 1) await env.client.put(reviewsKey).value(canonicalJson(withoutV2));
         },
       }),
       (err) => err instanceof ValidationError && /Service reviews has no subset v2/.test(err.message),
     );
     assert.deepEqual(attempts, [1]);
-    assert.equal(await client.get(`${prefix}/desired/routes/reviews`).string(), null);
+    assert.equal(await env.client.get(`${prefix}/desired/routes/reviews`).string(), null);
   });
 
   test('a concurrent meshlet delete between the read and the write is seen too (the deletion guard)', async () => {
@@ -217,7 +205,7 @@ spec:
 `);
     const attempts: number[] = [];
     await assert.rejects(
-      applyCommand({ file: [route, target], xdsPort: 15010, etcd: etcd.url, prefix }, () => {}, () => {}, {
+      applyCommand({ file: [route, target], xdsPort: 15010, etcd: env.etcd.url, prefix }, () => {}, () => {}, {
         beforeCommit: async (attempt) => {
           attempts.push(attempt);
           // Nothing stored refers to `lonely` yet, so the delete is allowed.
@@ -227,8 +215,8 @@ spec:
       (err) => err instanceof ValidationError && /no Service named lonely/.test(err.message),
     );
     assert.deepEqual(attempts, [1]);
-    assert.equal(await client.get(`${prefix}/desired/routes/lonely`).string(), null);
-    assert.equal(await client.get(`${prefix}/desired/routes/mysqldb`).string(), null);
+    assert.equal(await env.client.get(`${prefix}/desired/routes/lonely`).string(), null);
+    assert.equal(await env.client.get(`${prefix}/desired/routes/mysqldb`).string(), null);
   });
 
   test('an unrelated concurrent change makes apply try again, and the second attempt writes', async () => {
@@ -236,17 +224,17 @@ spec:
     assert.equal((await cli(prefix, 'apply', '-f', SERVICES)).code, 0);
     const attempts: number[] = [];
     const out: string[] = [];
-    await applyCommand({ file: [ROUTES], xdsPort: 15010, etcd: etcd.url, prefix }, (l) => out.push(l), () => {}, {
+    await applyCommand({ file: [ROUTES], xdsPort: 15010, etcd: env.etcd.url, prefix }, (l) => out.push(l), () => {}, {
       beforeCommit: async (attempt) => {
         attempts.push(attempt);
         // The same value put again: a new mod revision, nothing that matters to the check.
         const key = `${prefix}/desired/services/details`;
-        if (attempt === 1) await client.put(key).value((await client.get(key).string())!);
+        if (attempt === 1) await env.client.put(key).value((await env.client.get(key).string())!);
       },
     });
     assert.deepEqual(attempts, [1, 2]);
     assert.equal(out.filter((l) => l.startsWith('added')).length, 4);
-    assert.notEqual(await client.get(`${prefix}/desired/routes/reviews`).string(), null);
+    assert.notEqual(await env.client.get(`${prefix}/desired/routes/reviews`).string(), null);
   });
 
   test('a write over etcd\'s request size is refused with a clear message, and nothing is written', async () => {
@@ -266,7 +254,7 @@ spec:
     assert.equal(res.code, 2);
     assert.match(res.err, /does not fit in one etcd transaction; nothing was written/);
     assert.match(res.err, /1\.43 MiB in 1 keys; one transaction may carry at most 1\.40 MiB/);
-    assert.equal((await listing(client, prefix)).kvs.length, 0);
+    assert.equal((await listing(env.client, prefix)).kvs.length, 0);
   });
 
   test('more documents than etcd allows operations in one transaction still land in one revision', async () => {
@@ -281,7 +269,7 @@ spec:
 `).join('---\n');
     const res = await cli(prefix, 'apply', '-f', file('many.yaml', many));
     assert.equal(res.code, 0, res.err);
-    const stored = await listing(client, prefix);
+    const stored = await listing(env.client, prefix);
     assert.equal(stored.kvs.length, 150);
     assert.equal(new Set(stored.kvs.map((kv) => kv.modRevision)).size, 1);
   });
@@ -291,6 +279,6 @@ spec:
     const res = await cli(prefix, 'apply', '-f', reviewsRoute('v1'), '-f', reviewsRoute('v2'), '-f', SERVICES);
     assert.equal(res.code, 2);
     assert.match(res.err, /route-v2\.yaml: VirtualService "reviews" \(document 1\): metadata\.name: VirtualService reviews is also defined in .*route-v1\.yaml/);
-    assert.equal((await listing(client, prefix)).kvs.length, 0);
+    assert.equal((await listing(env.client, prefix)).kvs.length, 0);
   });
 });

@@ -1,9 +1,8 @@
 // meshlet route / promote / rollback against a real etcd: exact weights, history, checks, and races.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Etcd3 } from 'etcd3';
-import { runCli } from '../helpers/cli.js';
-import { listing, startEtcd, uniquePrefix, type TestEtcd } from '../helpers/etcd.js';
+import { listing, uniquePrefix } from '../helpers/etcd.js';
+import { etcdForFile } from '../helpers/etcd-cli.js';
 import { fixture } from '../helpers/paths.js';
 import { ConflictError } from '../../agent/core/errors.js';
 import type { Issue } from '../../agent/core/issues.js';
@@ -13,18 +12,7 @@ import { routeCommand } from '../../agent/commands/canary.js';
 const SERVICES = fixture('bookinfo', 'services.yaml');
 const ROUTES = fixture('bookinfo', 'routes.yaml');
 
-let etcd: TestEtcd;
-let client: Etcd3;
-before(async () => {
-  etcd = await startEtcd();
-  client = new Etcd3({ hosts: etcd.url });
-});
-after(async () => {
-  client?.close();
-  await etcd?.stop();
-});
-
-const cli = (prefix: string, ...args: string[]) => runCli([...args, '--etcd', etcd.url, '--prefix', prefix]);
+const { env, cli } = etcdForFile();
 
 async function bookinfo(): Promise<string> {
   const prefix = uniquePrefix();
@@ -35,7 +23,7 @@ async function bookinfo(): Promise<string> {
 
 type Vs = { spec: { hosts: string[]; http: { name?: string; route: unknown[] }[] } } & Record<string, unknown>;
 async function stored(prefix: string, name: string): Promise<{ raw: string; vs: Vs }> {
-  const res = await client.get(`${prefix}/desired/routes/${name}`).exec();
+  const res = await env.client.get(`${prefix}/desired/routes/${name}`).exec();
   const kv = res.kvs[0]!;
   // Whatever the verbs write must read back as a valid document.
   const issues: Issue[] = [];
@@ -43,7 +31,7 @@ async function stored(prefix: string, name: string): Promise<{ raw: string; vs: 
   return { raw: kv.value.toString(), vs: JSON.parse(kv.value.toString()) as Vs };
 }
 const dest = (subset: string, weight: number) => ({ destination: { host: 'reviews', subset }, weight });
-const history = async (prefix: string, name: string) => JSON.parse((await client.get(`${prefix}/history/routes/${name}`).string()) ?? 'null') as unknown;
+const history = async (prefix: string, name: string) => JSON.parse((await env.client.get(`${prefix}/history/routes/${name}`).string()) ?? 'null') as unknown;
 
 describe('meshlet route, promote, rollback', () => {
   test('a round trip sets exact weights on the catch-all route only, and rollback restores the stored document byte for byte', async () => {
@@ -53,7 +41,7 @@ describe('meshlet route, promote, rollback', () => {
 
     const r1 = await cli(prefix, 'route', 'reviews', '--weights', 'v1=50,v2=50');
     assert.equal(r1.code, 0, r1.err);
-    const rev1 = Number((await client.get(`${prefix}/desired/routes/reviews`).exec()).kvs[0]!.mod_revision);
+    const rev1 = Number((await env.client.get(`${prefix}/desired/routes/reviews`).exec()).kvs[0]!.mod_revision);
     assert.equal(r1.out, `VirtualService reviews, http route 2 ("default"):\n  old weights: v1=90,v3=10\n  new weights: v1=50,v2=50\nwritten at etcd revision ${rev1}; the old weights are kept for meshlet rollback`);
     const s1 = await stored(prefix, 'reviews');
     assert.deepEqual(s1.vs.spec.http[1]!.route, [dest('v1', 50), dest('v2', 50)]);
@@ -92,21 +80,21 @@ describe('meshlet route, promote, rollback', () => {
     assert.deepEqual(await history(prefix, 'productpage'), [{ created: true }]);
     const back = await cli(prefix, 'rollback', 'productpage');
     assert.equal(back.code, 0, back.err);
-    assert.equal(await client.get(`${prefix}/desired/routes/productpage`).string(), null);
+    assert.equal(await env.client.get(`${prefix}/desired/routes/productpage`).string(), null);
   });
 
   test('the same weights again write nothing', async () => {
     const prefix = await bookinfo();
-    const before = await listing(client, prefix);
+    const before = await listing(env.client, prefix);
     const res = await cli(prefix, 'route', 'reviews', '--weights', 'v1=90,v3=10');
     assert.equal(res.code, 0, res.err);
     assert.match(res.out, /weights already v1=90,v3=10; nothing written/);
-    assert.deepEqual(await listing(client, prefix), before);
+    assert.deepEqual(await listing(env.client, prefix), before);
   });
 
   test('weights are checked by the core validation, and a refused shift writes nothing', async () => {
     const prefix = await bookinfo();
-    const before = await listing(client, prefix);
+    const before = await listing(env.client, prefix);
     const cases: [string[], RegExp][] = [
       [['route', 'reviews', '--weights', 'v1=50,v9=50'], /spec\.http\[1\]\.route\[1\]\.destination\.subset: Service reviews has no subset v9/],
       [['route', 'reviews', '--weights', 'v1=50,v2=60'], /spec\.http\[1\]\.route: expected weights adding up to 100, got 50 \+ 60 = 110/],
@@ -122,14 +110,14 @@ describe('meshlet route, promote, rollback', () => {
       assert.equal(res.code, 2, `${args.join(' ')}: ${res.err}`);
       assert.match(res.err, message);
     }
-    assert.deepEqual(await listing(client, prefix), before);
+    assert.deepEqual(await listing(env.client, prefix), before);
   });
 
   test('a change to the route between read and write is a conflict; nothing of ours is written', async () => {
     const prefix = await bookinfo();
     let winner = '';
     await assert.rejects(
-      routeCommand({ service: 'reviews', weights: 'v1=10,v2=90', etcd: etcd.url, prefix }, () => {}, () => {}, {
+      routeCommand({ service: 'reviews', weights: 'v1=10,v2=90', etcd: env.etcd.url, prefix }, () => {}, () => {}, {
         beforeCommit: async () => {
           const other = await cli(prefix, 'route', 'reviews', '--weights', 'v1=30,v3=70');
           assert.equal(other.code, 0, other.err);

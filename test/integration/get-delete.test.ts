@@ -1,11 +1,10 @@
 // meshlet get and meshlet delete against a real etcd.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Etcd3 } from 'etcd3';
 import { parseAllDocuments } from 'yaml';
-import { runCli } from '../helpers/cli.js';
-import { listing, startEtcd, uniquePrefix, type TestEtcd } from '../helpers/etcd.js';
+import { listing, uniquePrefix } from '../helpers/etcd.js';
+import { etcdForFile } from '../helpers/etcd-cli.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixture, tempDir } from '../helpers/paths.js';
@@ -24,18 +23,7 @@ const file = (name: string, text: string) => {
 };
 const byName = (a: Doc, b: Doc) => a.metadata.name.localeCompare(b.metadata.name);
 
-let etcd: TestEtcd;
-let client: Etcd3;
-before(async () => {
-  etcd = await startEtcd();
-  client = new Etcd3({ hosts: etcd.url });
-});
-after(async () => {
-  client?.close();
-  await etcd?.stop();
-});
-
-const cli = (prefix: string, ...args: string[]) => runCli([...args, '--etcd', etcd.url, '--prefix', prefix]);
+const { env, cli } = etcdForFile();
 
 async function bookinfo(): Promise<string> {
   const prefix = uniquePrefix();
@@ -84,12 +72,12 @@ describe('meshlet get', () => {
 
   test('nodes and instances from what agents write; fields may be missing', async () => {
     const prefix = uniquePrefix();
-    await client.put(`${prefix}/nodes/node-a/status`).value(JSON.stringify({ node: 'node-a', agentVersion: '0.1.0', desiredRevision: 12, appliedRevision: 11, lastApply: { ok: true, at: '2026-01-02T03:04:05Z', revision: 11 }, rejected: [{ key: 'k', path: '', message: 'm' }] }));
-    await client.put(`${prefix}/nodes/node-b/status`).value(JSON.stringify({ node: 'node-b' }));
-    await client.put(`${prefix}/nodes/node-b/agent`).value('not a status');
+    await env.client.put(`${prefix}/nodes/node-a/status`).value(JSON.stringify({ node: 'node-a', agentVersion: '0.1.0', desiredRevision: 12, appliedRevision: 11, lastApply: { ok: true, at: '2026-01-02T03:04:05Z', revision: 11 }, rejected: [{ key: 'k', path: '', message: 'm' }] }));
+    await env.client.put(`${prefix}/nodes/node-b/status`).value(JSON.stringify({ node: 'node-b' }));
+    await env.client.put(`${prefix}/nodes/node-b/agent`).value('not a status');
     const inst = { service: 'reviews', version: 'v2', node: 'node-b', address: '10.0.0.2', port: 9083, container: 'abc123', healthySince: '2026-01-02T03:04:05Z' };
-    await client.put(`${prefix}/registry/reviews/v2/node-b`).value(JSON.stringify(inst));
-    await client.put(`${prefix}/registry/ratings/v1/node-a`).value(JSON.stringify({ service: 'ratings', version: 'v1', node: 'node-a', address: '10.0.0.1', port: 9085 }));
+    await env.client.put(`${prefix}/registry/reviews/v2/node-b`).value(JSON.stringify(inst));
+    await env.client.put(`${prefix}/registry/ratings/v1/node-a`).value(JSON.stringify({ service: 'ratings', version: 'v1', node: 'node-a', address: '10.0.0.1', port: 9085 }));
     const nodes = await cli(prefix, 'get', 'nodes');
     assert.equal(nodes.code, 0, nodes.err);
     assert.deepEqual(nodes.out.split('\n').map((l) => l.split(/\s{3,}/)), [
@@ -108,9 +96,9 @@ describe('meshlet get', () => {
 
   test('a stored value that is not JSON is skipped with a warning, not a crash', async () => {
     const prefix = await bookinfo();
-    await client.put(`${prefix}/desired/services/broken`).value('{not json');
-    await client.put(`${prefix}/registry/reviews/v1/node-a`).value('garbage');
-    await client.put(`${prefix}/nodes/node-z/status`).value('');
+    await env.client.put(`${prefix}/desired/services/broken`).value('{not json');
+    await env.client.put(`${prefix}/registry/reviews/v1/node-a`).value('garbage');
+    await env.client.put(`${prefix}/nodes/node-z/status`).value('');
     for (const [what, output] of [['services', 'table'], ['services', 'json'], ['services', 'yaml'], ['instances', 'table'], ['nodes', 'json']] as const) {
       const res = await cli(prefix, 'get', what, '-o', output);
       assert.equal(res.code, 0, res.err);
@@ -119,7 +107,7 @@ describe('meshlet get', () => {
     const services = await cli(prefix, 'get', 'services', '-o', 'json');
     assert.equal(JSON.parse(services.out).length, 5);
     // Valid JSON that agents would reject: shown as stored in YAML/JSON, left out of the table with the reason.
-    await client.put(`${prefix}/desired/services/odd`).value(JSON.stringify({ apiVersion: 'meshlet.dev/v1', kind: 'Service', metadata: { name: 'odd' }, spec: { port: 'x' } }));
+    await env.client.put(`${prefix}/desired/services/odd`).value(JSON.stringify({ apiVersion: 'meshlet.dev/v1', kind: 'Service', metadata: { name: 'odd' }, spec: { port: 'x' } }));
     const table = await cli(prefix, 'get', 'services');
     assert.doesNotMatch(table.out, /^odd/m);
     assert.match(table.err, /warning: skipping a stored document agents reject: .*\/services\/odd: .*spec\.port/);
@@ -138,18 +126,18 @@ describe('meshlet get', () => {
 describe('meshlet delete', () => {
   test('a Service others refer to is refused, listing them; --force deletes it', async () => {
     const prefix = await bookinfo();
-    const before = await listing(client, prefix);
+    const before = await listing(env.client, prefix);
     const res = await cli(prefix, 'delete', 'service', 'details');
     assert.equal(res.code, 2);
     assert.match(res.err, /^error: refusing to delete Service details: 2 documents refer to it \(change them first, or delete with --force\):/);
     assert.match(res.err, new RegExp(`${prefix}/desired/services/productpage: Service "productpage" \\(document 1\\): spec\\.upstreams\\[0\\]\\.service: no Service named details`));
     assert.match(res.err, new RegExp(`${prefix}/desired/routes/details: VirtualService "details" \\(document 1\\): spec\\.hosts\\[0\\]: no Service named details`));
-    assert.deepEqual(await listing(client, prefix), before);
+    assert.deepEqual(await listing(env.client, prefix), before);
     const forced = await cli(prefix, 'delete', 'service', 'details', '--force');
     assert.equal(forced.code, 0, forced.err);
     assert.match(forced.out, new RegExp(`^deleted ${prefix}/desired/services/details at etcd revision \\d+$`));
     assert.match(forced.err, /warning: --force: this reference is now broken/);
-    assert.equal(await client.get(`${prefix}/desired/services/details`).string(), null);
+    assert.equal(await env.client.get(`${prefix}/desired/services/details`).string(), null);
   });
 
   test('a DestinationRule whose subsets routes use is refused; one that only names versions is not', async () => {
@@ -169,11 +157,11 @@ describe('meshlet delete', () => {
   test('an unreferenced document is deleted; a route takes its rollback history with it', async () => {
     const prefix = await bookinfo();
     assert.equal((await cli(prefix, 'route', 'reviews', '--weights', 'v1=50,v2=50')).code, 0);
-    assert.notEqual(await client.get(`${prefix}/history/routes/reviews`).string(), null);
+    assert.notEqual(await env.client.get(`${prefix}/history/routes/reviews`).string(), null);
     const res = await cli(prefix, 'delete', 'route', 'reviews');
     assert.equal(res.code, 0, res.err);
-    assert.equal(await client.get(`${prefix}/desired/routes/reviews`).string(), null);
-    assert.equal(await client.get(`${prefix}/history/routes/reviews`).string(), null);
+    assert.equal(await env.client.get(`${prefix}/desired/routes/reviews`).string(), null);
+    assert.equal(await env.client.get(`${prefix}/history/routes/reviews`).string(), null);
   });
 
   test('deleting what is not there is exit 2 with a clear message', async () => {
@@ -186,22 +174,22 @@ describe('meshlet delete', () => {
   test('compare-and-swap: a change to the document between read and delete is a conflict (exit 3 in the CLI)', async () => {
     const prefix = await bookinfo();
     const key = `${prefix}/desired/routes/ratings`;
-    const value = (await client.get(key).string())!;
+    const value = (await env.client.get(key).string())!;
     await assert.rejects(
-      deleteCommand({ kind: 'route', name: 'ratings', etcd: etcd.url, prefix }, () => {}, () => {}, { beforeCommit: async () => void (await client.put(key).value(value)) }),
+      deleteCommand({ kind: 'route', name: 'ratings', etcd: env.etcd.url, prefix }, () => {}, () => {}, { beforeCommit: async () => void (await env.client.put(key).value(value)) }),
       (err) => err instanceof ConflictError && /VirtualService ratings \(.*\) was changed by someone else after it was read; nothing was deleted/.test(err.message),
     );
-    assert.equal(await client.get(key).string(), value);
+    assert.equal(await env.client.get(key).string(), value);
     // A change elsewhere only makes it read and check again.
     const attempts: number[] = [];
-    await deleteCommand({ kind: 'route', name: 'ratings', etcd: etcd.url, prefix }, () => {}, () => {}, {
+    await deleteCommand({ kind: 'route', name: 'ratings', etcd: env.etcd.url, prefix }, () => {}, () => {}, {
       beforeCommit: async (n) => {
         attempts.push(n);
-        if (n === 1) await client.put(`${prefix}/desired/routes/details`).value((await client.get(`${prefix}/desired/routes/details`).string())!);
+        if (n === 1) await env.client.put(`${prefix}/desired/routes/details`).value((await env.client.get(`${prefix}/desired/routes/details`).string())!);
       },
     });
     assert.deepEqual(attempts, [1, 2]);
-    assert.equal(await client.get(key).string(), null);
+    assert.equal(await env.client.get(key).string(), null);
   });
 
   test('a reference added between read and delete is seen: delete reads again and refuses', async () => {
@@ -209,7 +197,7 @@ describe('meshlet delete', () => {
     assert.equal((await cli(prefix, 'apply', '-f', file('lonely.yaml', LONELY))).code, 0);
     const attempts: number[] = [];
     await assert.rejects(
-      deleteCommand({ kind: 'service', name: 'lonely', etcd: etcd.url, prefix }, () => {}, () => {}, {
+      deleteCommand({ kind: 'service', name: 'lonely', etcd: env.etcd.url, prefix }, () => {}, () => {}, {
         beforeCommit: async (n) => {
           attempts.push(n);
           if (n === 1) assert.equal((await cli(prefix, 'apply', '-f', file('to-lonely-v2.yaml', TO_LONELY.replace('subset: canary', 'subset: v2')))).code, 0);
@@ -218,7 +206,7 @@ describe('meshlet delete', () => {
       /refusing to delete Service lonely: 1 document refers to it/,
     );
     assert.deepEqual(attempts, [1]);
-    assert.notEqual(await client.get(`${prefix}/desired/services/lonely`).string(), null);
+    assert.notEqual(await env.client.get(`${prefix}/desired/services/lonely`).string(), null);
   });
 });
 
