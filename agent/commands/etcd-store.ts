@@ -180,7 +180,7 @@ export async function commitGuarded(s: Session, since: number, w: GuardedWrite):
 
 /** Written by every meshlet command that deletes a desired document; see commitGuarded. */
 export function deletionGuard(k: Keys): string {
-  return `${k.prefix}/history/desired-deletions`;
+  return k.desiredDeletions;
 }
 
 function mib(bytes: number): string {

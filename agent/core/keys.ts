@@ -31,6 +31,8 @@ export function keys(prefix: string) {
     nodeStatus: (node: string) => `${p}/nodes/${node}/status`,
     nodeOwner: (node: string) => `${p}/nodes/${node}/agent`,
     nodeDrain: (node: string) => `${p}/nodes/${node}/drain`,
+    /** Bumped by every CLI delete of a desired document, so a guarded write sees deletions a range compare cannot. */
+    desiredDeletions: `${p}/history/desired-deletions`,
     /** Weights before the last `meshlet route`/`promote`, for `meshlet rollback`. */
     routeHistory: (name: string) => `${p}/history/routes/${name}`,
   };

@@ -43,6 +43,8 @@ const VALIDATED_MAX = 50_000;
 interface FallbackEntry {
   names: string;
   snapshot?: Snapshot;
+  /** The fallback's output the snapshot was built from: every pass calls setFallback, most change nothing. */
+  input?: string;
 }
 
 export class SnapshotCache {
@@ -130,10 +132,14 @@ export class SnapshotCache {
 
   private rebuildFallback(nodeId: string, names: string[], previous: Snapshot | undefined): Snapshot | undefined {
     const res = this.fallback?.(nodeId, names);
+    const input = res ? JSON.stringify(res) : undefined;
+    const entry = this.fallbackSnapshots.get(nodeId);
+    const key = names.join('\n');
+    if (input !== undefined && entry?.names === key && entry.input === input && entry.snapshot) return entry.snapshot;
     const built = res ? this.build(res) : undefined;
     // An invalid fallback result serves nothing new: the client keeps what it has.
     const snapshot = built?.ok ? built.snapshot : previous;
-    this.fallbackSnapshots.set(nodeId, { names: names.join('\n'), snapshot });
+    this.fallbackSnapshots.set(nodeId, { names: key, snapshot, ...(built?.ok ? { input } : {}) });
     if (snapshot && snapshot.version !== previous?.version) this.notify(nodeId, snapshot);
     return snapshot;
   }

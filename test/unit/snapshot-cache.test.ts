@@ -200,6 +200,14 @@ test('a client that asked before any fallback existed is answered as soon as one
   cache.setFallback((_node, names) => buildProxylessResources(names, desired, INSTANCES, []));
   assert.equal(seen.length, 1, 'the watching client was pushed a snapshot');
   assert.deepEqual([...seen[0]!.resources[TYPE.listener].keys()], ['greeter']);
+  // The agent sets the fallback every pass: the same output keeps the same snapshot object and pushes nothing.
+  const first = cache.resolve('proxyless~n1~early-v1', ['greeter']);
+  cache.setFallback((_node, names) => buildProxylessResources(names, desired, INSTANCES, []));
+  assert.equal(seen.length, 1);
+  assert.equal(cache.resolve('proxyless~n1~early-v1', ['greeter']), first);
+  // Different output (an instance gone) is rebuilt and pushed.
+  cache.setFallback((_node, names) => buildProxylessResources(names, desired, INSTANCES.slice(0, 1), []));
+  assert.equal(seen.length, 2);
   stop();
 });
 
