@@ -5,52 +5,21 @@ import type { XdsResources } from '../../agent/core/build-xds.js';
 import { buildProxylessResources } from '../../agent/core/build-xds.js';
 import type { Instance } from '../../agent/core/model.js';
 import { TYPE } from '../../agent/core/envoy-types.js';
-import { loadDesired } from '../../agent/core/desired.js';
+import { greeterMesh } from '../helpers/grpc-mesh.js';
 import { SnapshotCache, type Snapshot } from '../../agent/xds/snapshot-cache.js';
 import { encodeResource } from '../../agent/xds/encode-resource.js';
 import { findEnvoyType } from '../../agent/core/envoy-protos.js';
 
-const DESIRED_YAML = `apiVersion: meshlet.dev/v1
-kind: Service
-metadata: { name: greeter }
-spec:
-  protocol: grpc
-  port: 50051
-  versions:
-    v1: { image: greeter:1, nodes: [n1] }
-    v2: { image: greeter:2, port: 50052, nodes: [n1] }
----
-apiVersion: meshlet.dev/v1
-kind: Service
-metadata: { name: client }
-spec:
-  protocol: grpc
-  port: 50060
-  versions:
-    v1: { image: client:1, nodes: [n1] }
-  upstreams:
-    - { service: greeter, mode: xds }
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: greeter }
-spec:
-  hosts: [greeter]
-  http:
-    - route:
-        - { destination: { host: greeter, subset: v1 }, weight: 90 }
-        - { destination: { host: greeter, subset: v2 }, weight: 10 }
-`;
+/** greeter v1/v2 (90/10) and a client dialing it over xds: the mesh the real-client tests use too. */
+const desiredMesh = () => greeterMesh({ weights: { v1: 90, v2: 10 } });
 
 const INSTANCES: Instance[] = [
   { service: 'greeter', version: 'v1', node: 'n1', address: '127.0.0.1', port: 50051 },
   { service: 'greeter', version: 'v2', node: 'n1', address: '127.0.0.1', port: 50052 },
 ];
 
-function greeter(yaml = DESIRED_YAML, instances = INSTANCES): XdsResources {
-  const { desired, issues } = loadDesired([{ source: 'mesh.yaml', text: yaml }], { xdsPort: 15010 });
-  assert.deepEqual(issues, []);
-  return buildProxylessResources(['greeter'], desired, instances, []);
+function greeter(instances = INSTANCES): XdsResources {
+  return buildProxylessResources(['greeter'], desiredMesh(), instances, []);
 }
 
 const clone = (r: XdsResources): XdsResources => JSON.parse(JSON.stringify(r)) as XdsResources;
@@ -122,7 +91,7 @@ test('versions come from content: same content, same versions; a change, a new v
   const o = other.setSnapshot('another-node', greeter());
   assert.ok(o.ok && o.version === a.version);
 
-  const moved = greeter(DESIRED_YAML, [INSTANCES[0]!, { ...INSTANCES[1]!, port: 50062 }]);
+  const moved = greeter([INSTANCES[0]!, { ...INSTANCES[1]!, port: 50062 }]);
   const b = cache.setSnapshot(NODE, moved);
   assert.ok(b.ok && b.version !== a.version);
   assert.deepEqual(seen, [a.version, b.version]);
@@ -165,7 +134,7 @@ test('unknown node ids are served by the fallback from the listener names they a
   const cache = new SnapshotCache();
   assert.equal(cache.resolve('proxyless~n1~stranger-v1', ['greeter']), undefined, 'no fallback: nothing');
   const calls: [string, string[]][] = [];
-  const { desired } = loadDesired([{ source: 'mesh.yaml', text: DESIRED_YAML }], { xdsPort: 15010 });
+  const desired = desiredMesh();
   cache.setFallback((node, names) => {
     calls.push([node, names]);
     return buildProxylessResources(names, desired, INSTANCES, []);
@@ -196,7 +165,7 @@ test('a client that asked before any fallback existed is answered as soon as one
   const seen: Snapshot[] = [];
   const stop = cache.watch('proxyless~n1~early-v1', (s) => seen.push(s));
   assert.equal(cache.resolve('proxyless~n1~early-v1', ['greeter']), undefined);
-  const { desired } = loadDesired([{ source: 'mesh.yaml', text: DESIRED_YAML }], { xdsPort: 15010 });
+  const desired = desiredMesh();
   cache.setFallback((_node, names) => buildProxylessResources(names, desired, INSTANCES, []));
   assert.equal(seen.length, 1, 'the watching client was pushed a snapshot');
   assert.deepEqual([...seen[0]!.resources[TYPE.listener].keys()], ['greeter']);
