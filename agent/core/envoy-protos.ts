@@ -30,6 +30,8 @@ export const ENVOY_PROTO_FILES: readonly string[] = [
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
+  // Types the base bootstrap template uses (templates/envoy-bootstrap.yaml).
+  'envoy/extensions/resource_monitors/downstream_connections/v3/downstream_connections.proto',
   'envoy/service/discovery/v3/discovery.proto',
 ];
 
