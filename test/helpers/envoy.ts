@@ -118,7 +118,7 @@ export async function startEnvoy(bootstrap: Json | string, opts: { adminPort: nu
 /** Names of the dynamic resources of one type in a config dump (listeners, routes, clusters, endpoints). */
 export function dumpedNames(dump: ConfigDump, kind: 'listeners' | 'routes' | 'clusters' | 'endpoints'): string[] {
   const suffix = { listeners: 'ListenersConfigDump', routes: 'RoutesConfigDump', clusters: 'ClustersConfigDump', endpoints: 'EndpointsConfigDump' }[kind];
-  const section = dump.configs.find((c) => c['@type'].endsWith(suffix)) as Record<string, unknown> | undefined;
+  const section = dump.configs.find((c) => c['@type'].endsWith(`.${suffix}`)) as Record<string, unknown> | undefined;
   if (!section) return [];
   const field = { listeners: 'dynamic_listeners', routes: 'dynamic_route_configs', clusters: 'dynamic_active_clusters', endpoints: 'dynamic_endpoint_configs' }[kind];
   const items = (section[field] ?? []) as Record<string, unknown>[];
