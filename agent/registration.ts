@@ -4,6 +4,9 @@ import type { Logger } from './core/clock.js';
 import type { HealthCheck } from './core/model.js';
 import type { ContainerInfo, DockerEvent } from './adapters/docker-observer.js';
 import type { Registry } from './adapters/etcd-registry.js';
+
+/** The part of the Registry that Registration writes through (a recording fake in unit tests). */
+export type RegistryWriter = Pick<Registry, 'register' | 'deregister'>;
 import type { HealthTracker, TrackedInstance } from './health/health-tracker.js';
 import { instanceKey } from './health/health-tracker.js';
 
@@ -18,7 +21,7 @@ export class Registration {
   #apps = new Map<string, AppWorkload>();
   #containers = new Map<string, string>();
 
-  constructor(private readonly tracker: HealthTracker, private readonly registry: Registry, private readonly address: string, private readonly log: Logger, private readonly now: () => number) {
+  constructor(private readonly tracker: HealthTracker, private readonly registry: RegistryWriter, private readonly address: string, private readonly log: Logger, private readonly now: () => number) {
     tracker.onChange((key, state, since) => void this.#changed(key, state, since));
   }
 

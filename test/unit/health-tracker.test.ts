@@ -2,58 +2,11 @@
 // semantics, restarts, exec checks through Docker's health, no check at all, and removal.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Clock } from '../../agent/core/clock.js';
 import { silentLogger } from '../../agent/core/clock.js';
 import type { HealthCheck, HealthTiming } from '../../agent/core/model.js';
 import { HealthTracker, type HealthState, type TrackedInstance } from '../../agent/health/health-tracker.js';
 import type { ProbedCheck, ProbeResult, ProbeRunner } from '../../agent/health/probes.js';
-
-const T0 = 1_700_000_000_000;
-
-/** Time moves only when a test says so; sleepers wake in order, with the event loop drained in between. */
-class FakeClock implements Clock {
-  t = T0;
-  #timers: { at: number; seq: number; wake: () => void }[] = [];
-  #seq = 0;
-
-  now(): number {
-    return this.t;
-  }
-
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal?.aborted) return resolve();
-      const timer = { at: this.t + ms, seq: this.#seq++, wake: () => resolve() };
-      this.#timers.push(timer);
-      signal?.addEventListener('abort', () => {
-        this.#timers = this.#timers.filter((x) => x !== timer);
-        resolve();
-      }, { once: true });
-    });
-  }
-
-  get pending(): number {
-    return this.#timers.length;
-  }
-
-  async advance(ms: number): Promise<void> {
-    const end = this.t + ms;
-    for (;;) {
-      await settle();
-      const due = this.#timers.filter((x) => x.at <= end).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
-      if (!due) break;
-      this.#timers = this.#timers.filter((x) => x !== due);
-      this.t = due.at;
-      due.wake();
-    }
-    this.t = end;
-    await settle();
-  }
-}
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-}
+import { FakeClock, T0 } from '../helpers/fake-clock.js';
 
 /** Answers with the result set per instance ('hang' never answers); records every call. */
 class FakeProbes implements ProbeRunner {
