@@ -150,7 +150,7 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     throw err;
   }));
   let lastReport: PassReport | undefined;
-  const problems = new ContainerProblems(docker);
+  const problems = new ContainerProblems(docker, () => clock.now());
   let containerProblems: ContainerProblem[] = [];
   const report = async (r: PassReport) => {
     lastReport = r;

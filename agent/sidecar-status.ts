@@ -45,27 +45,42 @@ export interface ContainerProblem {
   logTail: string[];
 }
 
-/** Containers that are not running, or running but unhealthy. */
-export function troubledContainers(containers: ContainerInfo[]): ContainerInfo[] {
-  return containers.filter((c) => c.state !== 'running' || c.health === 'unhealthy');
+/**
+ * Docker resets a restart policy's backoff once a container has run this long: one that restarted more recently
+ * may be crash-looping though it reads `running` for the moment (Docker also resets ExitCode to 0 on start).
+ */
+export const CRASH_LOOP_WINDOW_MS = 10_000;
+
+/** Containers that are not running, running but unhealthy, or restarted by Docker within the crash-loop window. */
+export function troubledContainers(containers: ContainerInfo[], now: number): ContainerInfo[] {
+  return containers.filter((c) => c.state !== 'running' || c.health === 'unhealthy' || justRestarted(c, now));
+}
+
+function justRestarted(c: ContainerInfo, now: number): boolean {
+  return (c.restarts ?? 0) > 0 && c.startedAt !== undefined && now - Date.parse(c.startedAt) < CRASH_LOOP_WINDOW_MS;
 }
 
 /** Reads the log tail of each troubled container; a container seen before in the same state is not read again. */
 export class ContainerProblems {
   #seen = new Map<string, ContainerProblem>();
+  /** Last exit code seen per container id, for one that is running again after a crash. */
+  #lastExit = new Map<string, number>();
 
-  constructor(private readonly logs: ContainerLogs, private readonly lines = 10) {}
+  constructor(private readonly logs: ContainerLogs, private readonly now: () => number, private readonly lines = 10) {}
 
   async describe(containers: ContainerInfo[]): Promise<ContainerProblem[]> {
+    for (const c of containers) if (c.exitCode !== undefined) this.#lastExit.set(c.id, c.exitCode);
+    for (const id of this.#lastExit.keys()) if (!containers.some((c) => c.id === id)) this.#lastExit.delete(id);
     const next = new Map<string, ContainerProblem>();
-    for (const c of troubledContainers(containers)) {
-      const key = `${c.id}|${c.state}|${c.health ?? ''}|${c.restarts ?? 0}|${c.exitCode ?? ''}`;
+    for (const c of troubledContainers(containers, this.now())) {
+      const exitCode = c.exitCode ?? this.#lastExit.get(c.id);
+      const key = `${c.id}|${c.state}|${c.health ?? ''}|${c.restarts ?? 0}|${exitCode ?? ''}`;
       let p = this.#seen.get(key);
       if (!p) {
         const logTail = await this.logs.logTail(c.id, this.lines).catch((err: Error) => [`(log not readable: ${err.message})`]);
         p = {
           name: c.name, composeService: c.composeService, state: c.state,
-          ...(c.health ? { health: c.health } : {}), ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}),
+          ...(c.health ? { health: c.health } : {}), ...(exitCode !== undefined ? { exitCode } : {}),
           restarts: c.restarts ?? 0, logTail,
         };
       }

@@ -117,7 +117,7 @@ export async function statusCommand(args: StatusArgs, out: (l: string) => void, 
       c.node, c.id, c.connected ? 'yes' : 'no', c.admin ?? '-', v(c.acked.cds), v(c.acked.eds), v(c.acked.lds), v(c.acked.rds), c.nack ? `${c.nack.type} ${v(c.nack.version)}` : '-',
     ])));
     // Envoy's messages are long: each on its own line under the table.
-    for (const c of sidecars) if (c.nack) out(`  ${c.id} refused ${c.nack.type} ${c.nack.version}${c.nack.at ? ` at ${c.nack.at}` : ''}: ${c.nack.message}`);
+    for (const c of sidecars) if (c.nack) out(`  ${c.id} refused ${c.nack.type} ${c.nack.version}${c.nack.at ? ` at ${c.nack.at}` : ''}: ${oneLine(c.nack.message)}`);
   }
   const down = view.nodes.flatMap((n) => n.containers.map((c) => ({ node: n.node, ...c })));
   if (down.length > 0) {
@@ -149,6 +149,11 @@ function sidecarRows(st: Record<string, unknown> | undefined): SidecarRow[] {
     });
   }
   return rows;
+}
+
+/** Envoy's NACK messages may hold several lines (one per refused resource): one line in the table view. */
+export function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
 }
 
 export function table(header: string[], rows: string[][]): string {
