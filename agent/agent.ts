@@ -29,6 +29,7 @@ import { Registration } from './registration.js';
 import { SnapshotCache } from './xds/snapshot-cache.js';
 import { AdsServer } from './xds/ads-server.js';
 import { XdsPublisher } from './xds-publisher.js';
+import { ContainerProblems, sidecarStatus, type ContainerProblem } from './sidecar-status.js';
 import { meshletVersion } from './version.js';
 
 export interface AgentOptions {
@@ -149,12 +150,19 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     throw err;
   }));
   let lastReport: PassReport | undefined;
+  const problems = new ContainerProblems(docker, () => clock.now());
+  let containerProblems: ContainerProblem[] = [];
   const report = async (r: PassReport) => {
     lastReport = r;
     if (r.plan) registration.update(r.plan.apps, r.containers);
+    containerProblems = await problems.describe(r.containers).catch((err: Error) => {
+      log.warn('cannot describe the containers that are down', { error: err.message });
+      return containerProblems;
+    });
     await writeStatus(r);
   };
   const writeStatus = async (r: PassReport) => {
+    const xds = publisher.clientStatus(ads.clients());
     await status.write({
       node: opts.node,
       agentVersion: meshletVersion(),
@@ -170,8 +178,10 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
       workloads: r.plan ? Object.keys(r.plan.render.bootstraps) : [],
       drained,
       registered: registry.current().map((i) => `${i.service}/${i.version}`),
-      xds: publisher.clientStatus(ads.clients()),
+      xds,
       xdsErrors: publisher.errors(),
+      sidecars: sidecarStatus(opts.node, r.plan?.render.adminPorts ?? reconciler.state.adminPorts, xds),
+      containers: containerProblems,
     });
   };
   // ACKs and NACKs change the status; many arrive together after a push, so they are written at most every 200 ms.

@@ -20,6 +20,10 @@ export interface ContainerInfo {
   image: string;
   configHash?: string;
   startedAt?: string;
+  /** The last exit code, while the container is not running (Docker resets it to 0 on start). */
+  exitCode?: number;
+  /** How often Docker restarted it (restart: unless-stopped); a new container starts at 0. */
+  restarts?: number;
 }
 
 export interface DockerEvent {
@@ -56,6 +60,11 @@ export interface DockerObserver {
   watch(project: string, handlers: WatchHandlers): Watch;
 }
 
+/** The last lines a container printed (stdout and stderr), for the node status of a container that is down. */
+export interface ContainerLogs {
+  logTail(id: string, lines: number): Promise<string[]>;
+}
+
 export interface ObserverOptions {
   /** Reconnect delays: doubled from `firstMs` up to `maxMs` while connections keep failing. */
   backoff?: { firstMs: number; maxMs: number };
@@ -67,7 +76,7 @@ const PROJECT_LABEL = 'com.docker.compose.project';
 // check run would fire those. `health_status` matches `health_status: …` (the daemon fuzzy-matches it).
 export const WATCHED_EVENTS = ['create', 'start', 'restart', 'die', 'oom', 'stop', 'pause', 'unpause', 'destroy', 'health_status'];
 
-export class DockerApiObserver implements DockerObserver {
+export class DockerApiObserver implements DockerObserver, ContainerLogs {
   constructor(private readonly docker: Docker, private readonly opts: ObserverOptions = {}) {}
 
   async list(project: string): Promise<ContainerInfo[]> {
@@ -104,7 +113,19 @@ export class DockerApiObserver implements DockerObserver {
       ...(labels['com.docker.compose.config-hash'] !== undefined ? { configHash: labels['com.docker.compose.config-hash'] } : {}),
       // Docker's zero time means "never started".
       ...(started && !started.startsWith('0001-') ? { startedAt: started } : {}),
+      ...(c.State.Status !== 'running' && started && !started.startsWith('0001-') ? { exitCode: c.State.ExitCode } : {}),
+      restarts: c.RestartCount ?? 0,
     };
+  }
+
+  async logTail(id: string, lines: number): Promise<string[]> {
+    try {
+      const raw = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, follow: false, tail: lines })) as unknown as Buffer;
+      return lastLines(demuxLogs(raw), lines);
+    } catch (err) {
+      if (statusCode(err) === 404) return [];
+      throw dockerError(`read the log of container ${id.slice(0, 12)}`, err);
+    }
   }
 
   async missingImages(images: string[]): Promise<string[]> {
@@ -265,6 +286,29 @@ export function parseEvent(line: string): DockerEvent | undefined {
     ...(exitCode !== undefined && Number.isInteger(exitCode) ? { exitCode } : {}),
     timeNano: nano !== undefined ? BigInt(nano) : BigInt(raw.time ?? 0) * 1_000_000_000n,
   };
+}
+
+/**
+ * A container without a TTY logs in frames: 1 byte stream (1 stdout, 2 stderr), 3 zero bytes, 4 bytes big-endian
+ * length, then the payload. Anything that does not look like a frame is taken as plain text (a TTY container).
+ */
+export function demuxLogs(buf: Buffer): string {
+  const parts: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length && buf[i]! <= 2 && buf[i + 1] === 0 && buf[i + 2] === 0 && buf[i + 3] === 0) {
+    const size = buf.readUInt32BE(i + 4);
+    parts.push(buf.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  if (i < buf.length) parts.push(buf.subarray(i));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+const MAX_LOG_LINE = 400;
+
+function lastLines(text: string, n: number): string[] {
+  const lines = text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim() !== '');
+  return lines.slice(-n).map((l) => (l.length > MAX_LOG_LINE ? `${l.slice(0, MAX_LOG_LINE)}…` : l));
 }
 
 function destroy(stream: NodeJS.ReadableStream): void {

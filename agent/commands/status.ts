@@ -5,6 +5,7 @@ import { placedOn } from '../core/model.js';
 import { ValidationError } from '../core/errors.js';
 import { toDesired } from '../core/documents.js';
 import { instancesFromRegistry } from '../adapters/registry-reader.js';
+import type { ContainerProblem } from '../sidecar-status.js';
 import type { EtcdFlags } from './etcd-options.js';
 import { readDesired, readPrefix, withEtcd } from './etcd-store.js';
 
@@ -22,7 +23,19 @@ interface NodeRow {
   appliedRevision?: number;
   lastApply?: { ok: boolean; at: string; message?: string };
   rejected: number;
-  sidecars: { id: string; connected: boolean; acked?: string; nack?: string }[];
+  /** The node's sidecars (connected or not), then any other xDS client of its agent (proxyless apps). */
+  sidecars: SidecarRow[];
+  /** Containers that are not running or are unhealthy, with their exit code and last log lines. */
+  containers: ContainerProblem[];
+}
+
+interface SidecarRow {
+  id: string;
+  workload?: string;
+  admin?: string;
+  connected: boolean;
+  acked: Record<string, string>;
+  nack?: { type: string; version: string; message: string; at?: string };
 }
 
 interface InstanceRow {
@@ -62,7 +75,6 @@ export async function statusCommand(args: StatusArgs, out: (l: string) => void, 
       if (st && typeof st.lease === 'string' && /^\d+$/.test(st.lease)) {
         ttl = Number((await s.etcd.leaseClient.leaseTimeToLive({ ID: st.lease, keys: false }, s.call()).catch(() => ({ TTL: '-1' }))).TTL);
       }
-      const xds = (st?.xds ?? {}) as Record<string, { connected?: boolean; acked?: Record<string, string>; nack?: { type?: string; version?: string; message?: string } }>;
       nodes.push({
         node,
         agent: st && ttl !== undefined && ttl > 0 ? 'up' : 'down',
@@ -72,12 +84,8 @@ export async function statusCommand(args: StatusArgs, out: (l: string) => void, 
         appliedRevision: st?.appliedRevision as number | undefined,
         lastApply: st?.lastApply as NodeRow['lastApply'],
         rejected: Array.isArray(st?.rejected) ? st.rejected.length : 0,
-        sidecars: Object.entries(xds).sort().map(([id, c]) => ({
-          id,
-          connected: c.connected === true,
-          ...(c.acked ? { acked: Object.entries(c.acked).map(([t, v]) => `${t.split('.').pop()}:${v}`).join(' ') } : {}),
-          ...(c.nack ? { nack: `${c.nack.type ?? ''} ${c.nack.version ?? ''}: ${c.nack.message ?? ''}`.trim() } : {}),
-        })),
+        sidecars: sidecarRows(st),
+        containers: Array.isArray(st?.containers) ? (st.containers as ContainerProblem[]) : [],
       });
     }
     const state = toDesired([...desired.docs.values()]);
@@ -101,9 +109,51 @@ export async function statusCommand(args: StatusArgs, out: (l: string) => void, 
     n.lastApply ? (n.lastApply.ok ? `ok ${n.lastApply.at}` : `error: ${n.lastApply.message ?? ''}`) : '-', String(n.rejected),
     n.sidecars.length === 0 ? '-' : `${n.sidecars.filter((c) => c.connected).length}/${n.sidecars.length} connected${n.sidecars.some((c) => c.nack) ? ', NACK' : ''}`,
   ])));
-  for (const n of view.nodes) for (const c of n.sidecars) if (c.nack) out(`  ${n.node} ${c.id}: last NACK ${c.nack}`);
+  const sidecars = view.nodes.flatMap((n) => n.sidecars.map((c) => ({ node: n.node, ...c })));
+  if (sidecars.length > 0) {
+    out('');
+    const v = (x?: string) => (x ? x.slice(0, 8) : '-');
+    out(table(['NODE', 'SIDECAR', 'CONNECTED', 'ADMIN', 'CDS', 'EDS', 'LDS', 'RDS', 'LAST NACK'], sidecars.map((c) => [
+      c.node, c.id, c.connected ? 'yes' : 'no', c.admin ?? '-', v(c.acked.cds), v(c.acked.eds), v(c.acked.lds), v(c.acked.rds), c.nack ? `${c.nack.type} ${v(c.nack.version)}` : '-',
+    ])));
+    // Envoy's messages are long: each on its own line under the table.
+    for (const c of sidecars) if (c.nack) out(`  ${c.id} refused ${c.nack.type} ${c.nack.version}${c.nack.at ? ` at ${c.nack.at}` : ''}: ${oneLine(c.nack.message)}`);
+  }
+  const down = view.nodes.flatMap((n) => n.containers.map((c) => ({ node: n.node, ...c })));
+  if (down.length > 0) {
+    out('');
+    out(table(['NODE', 'CONTAINER', 'STATE', 'EXIT CODE', 'RESTARTS'], down.map((c) => [
+      c.node, c.composeService || c.name, c.health === 'unhealthy' ? `${c.state} (unhealthy)` : c.state, c.exitCode !== undefined ? String(c.exitCode) : '-', String(c.restarts),
+    ])));
+    for (const c of down) for (const line of c.logTail) out(`  ${c.composeService || c.name} | ${line}`);
+  }
   out('');
   out(table(['SERVICE', 'VERSION', 'HEALTHY', 'NODES'], view.instances.map((i) => [i.service, i.version, `${i.healthy}/${i.placed}`, i.nodes.join(',') || '-'])));
+}
+
+type XdsEntry = { connected?: boolean; acked?: Record<string, string>; nack?: { type?: string; version?: string; message?: string; at?: string } };
+const SHORT: Record<string, string> = { Cluster: 'cds', ClusterLoadAssignment: 'eds', Listener: 'lds', RouteConfiguration: 'rds' };
+
+// The agent's `sidecars` (every sidecar it runs, with its admin address), then the other clients of its `xds`.
+function sidecarRows(st: Record<string, unknown> | undefined): SidecarRow[] {
+  const rows: SidecarRow[] = Array.isArray(st?.sidecars) ? (st.sidecars as SidecarRow[]).map((c) => ({ ...c, acked: c.acked ?? {} })) : [];
+  const known = new Set(rows.map((r) => r.id));
+  const xds = (st?.xds ?? {}) as Record<string, XdsEntry>;
+  for (const [id, c] of Object.entries(xds).sort()) {
+    if (known.has(id)) continue;
+    rows.push({
+      id,
+      connected: c.connected === true,
+      acked: Object.fromEntries(Object.entries(c.acked ?? {}).map(([t, ver]) => [SHORT[t] ?? t, ver])),
+      ...(c.nack ? { nack: { type: SHORT[c.nack.type ?? ''] ?? c.nack.type ?? '', version: c.nack.version ?? '', message: c.nack.message ?? '', ...(c.nack.at ? { at: c.nack.at } : {}) } } : {}),
+    });
+  }
+  return rows;
+}
+
+/** Envoy's NACK messages may hold several lines (one per refused resource): one line in the table view. */
+export function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
 }
 
 export function table(header: string[], rows: string[][]): string {

@@ -5,6 +5,7 @@ import { mapRuleIssues, repeatedRuleIssues, valueRuleIssues, type Rules } from '
 import { checkScalar, describeJson } from './envoy-scalars.js';
 import { bareName, didYouMean, messageTypeNames, typeInfo, type FieldInfo } from './envoy-type-index.js';
 import { checkWkt, isPlainObject, wktKind } from './envoy-wkt.js';
+import { re2SyntaxError } from './re2-syntax.js';
 
 /** One problem found in a document; `path` is like `static_resources.clusters[0].name` ('' = the root). */
 export type EnvoyIssue = { path: string; message: string };
@@ -95,6 +96,8 @@ function checkObject(type: protobuf.Type, v: unknown, path: string, out: EnvoyIs
     }
     checkField(f, val, childPath, out);
   }
+  const semantic = SEMANTIC_CHECKS[info.fullName]?.(v);
+  if (semantic) out.push({ path: semantic.path ? join(path, semantic.path) : path, message: semantic.message });
   for (const f of info.missingChecks) {
     if (!isSet(v, f)) for (const message of f.missing) out.push({ path: join(path, f.name), message });
   }
@@ -104,6 +107,15 @@ function checkObject(type: protobuf.Type, v: unknown, path: string, out: EnvoyIs
     }
   }
 }
+
+// What Envoy refuses beyond its protos and PGV rules, per message type: a check Envoy runs when it loads the config.
+const SEMANTIC_CHECKS: Record<string, (v: Record<string, unknown>) => EnvoyIssue | undefined> = {
+  // Envoy compiles safe_regex with RE2: JS-only syntax (lookaround, backreferences) is NACKed.
+  'envoy.type.matcher.v3.RegexMatcher': (v) => {
+    const why = typeof v.regex === 'string' ? re2SyntaxError(v.regex) : undefined;
+    return why ? { path: 'regex', message: `Envoy (RE2) cannot compile ${JSON.stringify(v.regex)}: ${why}` } : undefined;
+  },
+};
 
 function isSet(obj: Record<string, unknown>, f: FieldInfo): boolean {
   const v = obj[f.name] ?? obj[f.jsonName];

@@ -4,7 +4,12 @@ export type ClientKind = 'sidecar' | 'proxyless';
 
 /** xDS node id of a sidecar or of a proxyless app, e.g. `sidecar~node-a~reviews-v1`. */
 export function xdsNodeId(kind: ClientKind, node: string, service: string, version: string): string {
-  return `${kind}~${node}~${service}-${version}`;
+  return workloadNodeId(kind, node, `${service}-${version}`);
+}
+
+/** The same id from a workload name (`<service>-<version>`, as bootstraps and admin ports are keyed). */
+export function workloadNodeId(kind: ClientKind, node: string, workload: string): string {
+  return `${kind}~${node}~${workload}`;
 }
 
 export function parseXdsNodeId(id: string): { kind: ClientKind; node: string; workload: string } | undefined {

@@ -4,6 +4,7 @@ import type { Destination, HeaderOps, HttpMatch, HttpRoute, StringMatch, TcpRout
 import { SERVICE_NAME } from './model.js';
 import type { Obj } from './reader.js';
 import { at, describe, readDuration, readInt, readList, readMapping, readNumber, readObject, readString, readStringList } from './reader.js';
+import { re2SyntaxError } from './re2-syntax.js';
 
 const NOT_SUPPORTED = (what: string, why = '') => `${what} is not supported${why ? ` (${why})` : ''}`;
 const HOST = { pattern: SERVICE_NAME, expected: 'the name of a meshlet Service (a DNS label)' };
@@ -117,6 +118,11 @@ function readStringMatch(sink: IssueSink, value: unknown, path: string): StringM
       new RegExp(text, 'u');
     } catch (err) {
       sink.add(at(path, 'regex'), `expected a regular expression (RE2 syntax), got ${describe(text)}: ${(err as Error).message}`);
+      return undefined;
+    }
+    const re2 = re2SyntaxError(text);
+    if (re2) {
+      sink.add(at(path, 'regex'), `expected a regular expression (RE2 syntax), got ${describe(text)}: ${re2}`);
       return undefined;
     }
   }

@@ -1,4 +1,5 @@
 // The agent on a real etcd and a real Docker Engine with docker-compose: bring-up, changes, drift, bad input.
+// Sidecars are the real Envoy (MESHLET_TEST_SIDECAR_IMAGE).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -17,6 +18,7 @@ import { startEtcd, type TestEtcd, freePort } from '../helpers/etcd.js';
 import { tempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
 import { localMesh, putDocs, randomPortBase } from '../helpers/local-mesh.js';
+import { runCli } from '../helpers/cli.js';
 
 // Each test file gets its own xDS port, so a running agent or demo on 15010 is never in the way.
 const xdsPort = await freePort();
@@ -190,6 +192,33 @@ spec:
   assert.deepEqual(await containers(), before);
   await assert.rejects(docker.getImage('meshlet-test/not-here:1').inspect());
   await etcd.delete().key(k.desiredDoc('services', 'ghost')).exec();
+  await waitFor('recovery', async () => ((await status()).lastApply as { ok: boolean }).ok === true, 60_000);
+});
+
+test('a sidecar image that does not exist is named in the status and meshlet status; nothing is pulled; the other workloads keep running', async () => {
+  const before = await containers();
+  const extra = `apiVersion: meshlet.dev/v1
+kind: Service
+metadata: { name: ghostproxy }
+spec:
+  port: ${base + 7}
+  versions: { v1: { image: "${process.env.MESHLET_TEST_BUSYBOX_IMAGE ?? 'meshlet-test/busybox:1'}", command: ["sleep", "600"], nodes: [${node}] } }
+  sidecar: { image: "meshlet-test/no-such-envoy:1" }
+`;
+  await putDocs(etcd, prefix, extra);
+  const st = await waitFor('an apply error', async () => {
+    const s = await status();
+    const la = s.lastApply as { ok: boolean; message?: string };
+    return la && !la.ok ? la : undefined;
+  }, 30_000);
+  assert.match(st.message!, /meshlet-test\/no-such-envoy:1/);
+  assert.doesNotMatch(st.message!, /busybox/, 'only the missing image is named');
+  const cli = await runCli(['status', '--etcd', etcdServer.url, '--prefix', prefix, '--node', node]);
+  assert.match(cli.out, /error: image not present on this host: meshlet-test\/no-such-envoy:1/);
+  assert.deepEqual(await containers(), before, 'nothing created, nothing recreated');
+  for (const [svc, c] of before) assert.equal(c.state, 'running', svc);
+  await assert.rejects(docker.getImage('meshlet-test/no-such-envoy:1').inspect());
+  await etcd.delete().key(k.desiredDoc('services', 'ghostproxy')).exec();
   await waitFor('recovery', async () => ((await status()).lastApply as { ok: boolean }).ok === true, 60_000);
 });
 

@@ -1,8 +1,10 @@
 // Proves the environment scripts/dev-env.sh brings up works: etcd, dockerd, compose v1 and the
-// three local images, as the other end-to-end tests will use them. Loopback traffic only.
+// four local images (busybox, node, the real Envoy sidecar and the stand-in that idles), as the other
+// end-to-end tests will use them. Loopback traffic only.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +12,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { Etcd3 } from 'etcd3';
+import { runCli } from '../helpers/cli.js';
+import { fixture } from '../helpers/paths.js';
 
 const run = promisify(execFile);
 const TEST_LABEL = 'meshlet.test';
@@ -94,10 +98,10 @@ test('etcd answers a put and a get', async () => {
   }
 });
 
-test('dockerd answers and has the three test images', async () => {
+test('dockerd answers and has the four test images', async () => {
   const version = await docker.version();
   assert.ok(version.ApiVersion, 'daemon reports an API version');
-  for (const name of ['MESHLET_TEST_BUSYBOX_IMAGE', 'MESHLET_TEST_SIDECAR_IMAGE', 'MESHLET_TEST_NODE_IMAGE']) {
+  for (const name of ['MESHLET_TEST_BUSYBOX_IMAGE', 'MESHLET_TEST_SIDECAR_IMAGE', 'MESHLET_TEST_STANDIN_IMAGE', 'MESHLET_TEST_NODE_IMAGE']) {
     const image = await docker.getImage(requireEnv(name)).inspect();
     assert.ok(image.Config.Labels?.['meshlet.recipe'], `${name} carries its recipe hash`);
   }
@@ -124,7 +128,7 @@ test('node image runs the host node binary', async () => {
 });
 
 test('envoy stand-in refuses to start without a readable -c file', async () => {
-  const image = requireEnv('MESHLET_TEST_SIDECAR_IMAGE');
+  const image = requireEnv('MESHLET_TEST_STANDIN_IMAGE');
   const noConfig = await startContainer(image); // default Cmd: ["envoy"]
   assert.equal((await noConfig.wait()).StatusCode, 1);
   assert.match(await logsOf(noConfig), /no configuration/);
@@ -141,7 +145,7 @@ test('envoy stand-in runs with a config file and stops promptly on SIGTERM', asy
   await writeFile(config, 'node: {id: test, cluster: test}\n');
 
   const container = await startContainer(
-    requireEnv('MESHLET_TEST_SIDECAR_IMAGE'),
+    requireEnv('MESHLET_TEST_STANDIN_IMAGE'),
     ['envoy', '-c', '/etc/envoy/envoy.yaml', '--base-id', '7', '--service-node', 'n1', '-l', 'info'],
     [`${config}:/etc/envoy/envoy.yaml:ro`],
   );
@@ -156,6 +160,34 @@ test('envoy stand-in runs with a config file and stops promptly on SIGTERM', asy
   const elapsed = Date.now() - started;
   assert.ok(elapsed < 2_000, `stopped in ${elapsed} ms; a SIGTERM-deaf process would take 10 s`);
   assert.equal((await container.inspect()).State.ExitCode, 0);
+});
+
+test('the sidecar image runs the real Envoy of the pinned version', async () => {
+  const version = requireEnv('MESHLET_TEST_ENVOY_VERSION');
+  const container = await startContainer(requireEnv('MESHLET_TEST_SIDECAR_IMAGE'), ['envoy', '--version']);
+  assert.equal((await container.wait()).StatusCode, 0);
+  // e.g. "envoy  version: 9e55809…/1.40.0/Clean/RELEASE/BoringSSL"
+  assert.match(await logsOf(container), new RegExp(`version: [0-9a-f]{40}/${version.replaceAll('.', '\\.')}/`));
+});
+
+test('the real Envoy in the sidecar image validates a bootstrap meshlet rendered, and refuses a broken one', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshlet-dev-env-render-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const rendered = await runCli(['render', '-f', fixture('local', 'mesh.yaml'), '--node', 'local', '--out', join(dir, 'out')]);
+  assert.equal(rendered.code, 0, rendered.err);
+  const validate = async (file: string) => {
+    const c = await startContainer(requireEnv('MESHLET_TEST_SIDECAR_IMAGE'), ['envoy', '--mode', 'validate', '-c', '/etc/envoy/envoy.yaml', '--disable-hot-restart', '-l', 'error'], [`${file}:/etc/envoy/envoy.yaml:ro`]);
+    return { code: (await c.wait()).StatusCode as number, log: await logsOf(c) };
+  };
+  const good = await validate(join(dir, 'out', 'envoy', 'api-v1.yaml'));
+  assert.equal(good.code, 0, good.log);
+  assert.match(good.log, /configuration '\/etc\/envoy\/envoy.yaml' OK/);
+
+  const broken = join(dir, 'broken.yaml');
+  await writeFile(broken, readFileSync(join(dir, 'out', 'envoy', 'api-v1.yaml'), 'utf8').replace(/port_value: \d+/, 'port_value: 70000'));
+  const bad = await validate(broken);
+  assert.equal(bad.code, 1, bad.log);
+  assert.match(bad.log, /port_value/);
 });
 
 test('docker-compose v1.29 drives this daemon', async (t) => {

@@ -19,7 +19,9 @@ import { tempDir } from '../helpers/paths.js';
 const run = promisify(execFile);
 const DOCKER_HOST = requireEnv('DOCKER_HOST');
 const BUSYBOX = process.env.MESHLET_TEST_BUSYBOX_IMAGE || 'meshlet-test/busybox:1';
-const SIDECAR = process.env.MESHLET_TEST_SIDECAR_IMAGE || 'meshlet-test/envoy-standin:1';
+// These tests prove compose and Docker adapter mechanics, not Envoy: the sidecar is the stand-in, which checks
+// its -c file and idles (the real Envoy image runs in agent.test.ts, sidecar-status.test.ts and the traffic tests).
+const SIDECAR = process.env.MESHLET_TEST_STANDIN_IMAGE || 'meshlet-test/envoy-standin:1';
 // dev-env.sh down removes containers with this label, should a test die before its cleanup.
 const TEST_LABELS = { 'meshlet.test': '1', 'meshlet.node': 'node-t' };
 

@@ -171,6 +171,11 @@ const CASES: Case[] = [
     issues: [{ at: `${bad('route-unknown-subset.yaml')}: VirtualService "reviews" (document 1): spec.http[0].route[0].destination.subset`, says: ['Service reviews has no subset v9', 'known subsets: v1, v2, v3'] }],
   },
   {
+    name: 'a route regex with JS-only syntax RE2 refuses (a lookahead; Envoy would NACK it)',
+    files: [BOOKINFO_SERVICES, bad('regex-lookahead.yaml')],
+    issues: [{ at: `${bad('regex-lookahead.yaml')}: VirtualService "reviews" (document 1): spec.http[0].match[0].uri.regex`, says: ['expected a regular expression (RE2 syntax)', 'RE2 has no lookahead ("(?=")'] }],
+  },
+  {
     name: 'an unknown apiVersion',
     files: [bad('unknown-api-version.yaml')],
     issues: [{ at: `${svc('unknown-api-version.yaml')}: apiVersion`, says: ['expected meshlet.dev/v1 for kind Service, got the string "meshlet.dev/v2"'] }],

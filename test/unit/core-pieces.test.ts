@@ -11,6 +11,7 @@ import { deepMerge } from '../../agent/core/merge.js';
 import { readDocuments } from '../../agent/core/documents.js';
 import { acceptValid } from '../../agent/core/desired.js';
 import { didYouMean } from '../../agent/core/did-you-mean.js';
+import { re2SyntaxError } from '../../agent/core/re2-syntax.js';
 import { fixture } from '../helpers/paths.js';
 
 test('durations: Go/Istio spellings in, Envoy and compose spellings out', () => {
@@ -71,6 +72,11 @@ test('did-you-mean finds near misses only', () => {
   assert.equal(didYouMean('prot', ['protocol', 'port', 'versions']), 'protocol');
   assert.equal(didYouMean('protocl', ['protocol', 'port', 'versions']), 'protocol');
   assert.equal(didYouMean('zzzzzz', ['protocol', 'port']), undefined);
+});
+
+test('RE2 syntax: JS-only constructs are found (each one Envoy 1.40 refused), RE2-compatible ones pass', () => {
+  for (const p of ['(?=x)', 'a(?!x)', '(?<=x)y', '(?<!x)y', '(a)\\1', '(?<n>a)\\k<n>', '\\u0041', '\\cA', '[^]', '[]', '[\\1]', '[\\u0041]']) assert.ok(re2SyntaxError(p), p);
+  for (const p of ['/api/v[0-9]+', '(?:a|b)+', '(?<n>a)', '\\p{L}+', 'a{2,}', '[(?=]', '[]a]', '\\(?=', '\\0', '\\/api']) assert.equal(re2SyntaxError(p), undefined, p);
 });
 
 test('the agent rejects a bad document alone, and what depended on it, and keeps the rest', () => {

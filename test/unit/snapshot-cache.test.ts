@@ -199,3 +199,20 @@ test('encodeResource writes proto3 JSON forms (durations, wrappers, Any) as prot
   assert.equal(h.rds.route_config_name, 'greeter');
   assert.deepEqual(h.http_filters.map((f: { name: string }) => f.name), ['envoy.filters.http.fault', 'envoy.filters.http.router']);
 });
+
+test('the test-only seam skips the strict Envoy check but not consistency; the normal path still refuses', () => {
+  const cache = new SnapshotCache();
+  const good = cache.setSnapshot(NODE, greeter());
+  assert.ok(good.ok);
+  const bad = clone(greeter());
+  const route = bad.routes[0]!.virtual_hosts as { routes: { match: Record<string, unknown> }[] }[];
+  route[0]!.routes[0]!.match = { safe_regex: { regex: '(?=x)' } };
+  const refused = cache.setSnapshot(NODE, bad);
+  assert.ok(!refused.ok && refused.errors.some((e) => /RE2/.test(e)), JSON.stringify(refused));
+  const forced = cache.setSnapshotUncheckedForTests(NODE, bad);
+  assert.ok(forced.ok);
+  assert.notEqual(cache.getSnapshot(NODE)!.version, good.version);
+  const inconsistent = clone(bad);
+  inconsistent.endpoints = [];
+  assert.equal(cache.setSnapshotUncheckedForTests(NODE, inconsistent).ok, false, 'consistency still applies');
+});
