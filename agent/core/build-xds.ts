@@ -56,7 +56,7 @@ export function buildProxylessResources(services: string[], desired: Desired, in
     const vs = routeFor(name, desired);
     referencedClusters(name, vs).forEach((c) => clusterNames.add(c));
     listeners.push({ name, api_listener: { api_listener: hcmConfig(name) } });
-    routes.push(buildRouteConfig(name, vs));
+    routes.push(buildRouteConfig(name, vs, { proxyless: true }));
   }
   return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { proxyless: true }, warnings) };
 }
