@@ -66,7 +66,9 @@ export function buildCluster(t: ClusterTarget, flavour: ClusterFlavour): Json {
     if (od.baseEjectionTimeMs !== undefined) o.base_ejection_time = envoyDuration(od.baseEjectionTimeMs);
     if (od.maxEjectionPercent !== undefined) o.max_ejection_percent = od.maxEjectionPercent;
     c.outlier_detection = o;
-    if (od.minHealthPercent !== undefined && !flavour.proxyless) c.common_lb_config = { healthy_panic_threshold: { value: od.minHealthPercent } };
+    // Istio's minHealthPercent defaults to 0: ejected hosts stay out however few are left. Envoy's own
+    // panic threshold (50%) would send traffic to every host, ejected or not, once half are ejected.
+    if (!flavour.proxyless) c.common_lb_config = { healthy_panic_threshold: { value: od.minHealthPercent ?? 0 } };
   }
   if (!flavour.proxyless) {
     const options = httpProtocolOptions(t.service.protocol, p);

@@ -88,3 +88,18 @@ spec:
   ).clusters.find((c: Json) => c.name === 'api');
   assert.deepEqual(limited.circuit_breakers, { thresholds: [{ max_connections: 1, max_pending_requests: 2, max_requests: UNLIMITED, max_retries: UNLIMITED }] });
 });
+
+test('outlier detection turns off the panic threshold unless minHealthPercent says otherwise, as Istio does (Envoy 50% sent traffic to 2 ejected of 3)', () => {
+  const dr = (od: string) => `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api }
+spec:
+  host: api
+  trafficPolicy: { outlierDetection: { ${od} } }
+`;
+  const cluster = (od: string) => sidecar(mesh(dr(od))).clusters.find((c: Json) => c.name === 'api');
+  assert.deepEqual(cluster('consecutive5xxErrors: 3').common_lb_config, { healthy_panic_threshold: { value: 0 } });
+  assert.deepEqual(cluster('consecutive5xxErrors: 3, minHealthPercent: 40').common_lb_config, { healthy_panic_threshold: { value: 40 } });
+  assert.equal(sidecar(mesh('')).clusters[0].common_lb_config, undefined, 'no outlier detection: Envoy defaults');
+});
