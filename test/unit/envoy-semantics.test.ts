@@ -103,3 +103,22 @@ spec:
   assert.deepEqual(cluster('consecutive5xxErrors: 3, minHealthPercent: 40').common_lb_config, { healthy_panic_threshold: { value: 40 } });
   assert.equal(sidecar(mesh('')).clusters[0].common_lb_config, undefined, 'no outlier detection: Envoy defaults');
 });
+
+test('a tcp route at 100/0 leaves the 0-weight cluster out of the TCP proxy (its weights must be >= 1), keeping the cluster', () => {
+  const desired = mesh(`---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: api }
+spec:
+  hosts: [api]
+  tcp:
+    - route:
+        - { destination: { host: api, subset: v1 }, weight: 100 }
+        - { destination: { host: api, subset: v2 }, weight: 0 }
+`, 'tcp');
+  const res = sidecar(desired);
+  const proxy = res.listeners[0].filter_chains[0].filters[0].typed_config;
+  assert.equal(proxy.cluster, 'api|v1');
+  assert.equal(proxy.weighted_clusters, undefined);
+  assert.deepEqual(res.clusters.map((c: Json) => c.name), ['api|v1', 'api|v2']);
+});
