@@ -91,7 +91,8 @@ test('connection pool: maxConnections 1 and http1MaxPendingRequests 1 answer ove
   const ok = tally.byStatus[200] ?? 0;
   const overflow = tally.replies.filter((r) => r.status === 503 && r.headers['x-envoy-overloaded'] === 'true').length;
   assert.equal(ok + overflow, 20, JSON.stringify(tally.byStatus));
-  assert.ok(ok >= 1 && ok <= 6, `${ok} of 20 served (one connection, one pending)`);
+  // One connection and one pending request: a couple are served; more only if the burst spreads out.
+  assert.ok(ok >= 1 && ok <= 10, `${ok} of 20 served (one connection, one pending)`);
   assert.ok((await stat(`cluster.${CLUSTER}.upstream_rq_pending_overflow`)) - overflowBefore === overflow);
   assert.ok(t.app('v1', 0).seen.length === ok, 'overflowed requests never reach the app');
 });

@@ -64,17 +64,18 @@ test('delay 400ms at 100%: every request takes at least the delay and still reac
   assert.ok(fastest >= 395, `fastest reply took ${fastest.toFixed(1)} ms (want ≥ 400)`);
 });
 
-test('delay 300ms at 50%: about half of 400 requests are held (± 10 points), as Envoy counts too', async () => {
+test('delay 300ms at 50%: Envoy holds about half of 400 requests (± 10 points), each at least the delay', async () => {
   await t.apply(withFault('{ delay: { fixedDelay: 300ms, percentage: { value: 50 } } }'));
   t.reset();
-  const before = (await t.sidecar.stats('fault.delays_injected'))['http.api.fault.delays_injected'] ?? 0;
+  const injected = async () => (await t.sidecar.stats('^http\\.api\\.fault\\.delays_injected$'))['http.api.fault.delays_injected'] ?? 0;
+  const before = await injected();
   const tally = await sendMany(t.port, 400, { concurrency: 50 });
   assert.deepEqual(tally.byStatus, { 200: 400 });
+  const delayed = (await injected()) - before;
+  assert.ok(Math.abs((delayed / 400) * 100 - 50) <= 10, `${delayed} of 400 delayed (want 50% ± 10)`);
+  // Every delayed request took at least the delay; a busy machine may make a few others slow too.
   const held = tally.replies.filter((r) => r.ms >= 295).length;
-  assert.ok(Math.abs((held / 400) * 100 - 50) <= 10, `${held} of 400 held ≥ 300 ms (want 50% ± 10)`);
-  const injected = (await t.sidecar.stats('fault.delays_injected'))['http.api.fault.delays_injected']! - before;
-  // Unheld requests return in far less than 300 ms on loopback; allow a few slow ones on a busy machine.
-  assert.ok(Math.abs(injected - held) <= 8, `Envoy injected ${injected} delays, ${held} replies were slow`);
+  assert.ok(held >= delayed && held <= delayed + 40, `${held} replies took ≥ 300 ms, Envoy delayed ${delayed}`);
 });
 
 test('a route without fault is neither aborted nor delayed', async () => {

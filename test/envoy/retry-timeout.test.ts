@@ -2,13 +2,14 @@
 // (and explicit ones) hide an instance that answers 503 or refuses connections; `attempts: 0` does not.
 import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { send, sendMany } from '../helpers/http-apps.js';
+import { send, sendMany, type HttpTally } from '../helpers/http-apps.js';
 import { destination, startTrafficMesh, type TrafficMesh } from '../helpers/traffic-mesh.js';
 
 let t: TrafficMesh;
 
-// RANDOM balancing: a retry that could land on the failed host again would do so 1 time in 2, so only a
-// retry policy that skips previous hosts (as Istio's does) hides a bad instance on every request.
+// RANDOM balancing: a retry that could land on the failed host again would do so 1 time in 2 (12.5% of
+// requests failing with 2 retries), so only a retry policy that skips previous hosts (as Istio's does)
+// hides a bad instance. That policy re-picks at most 5 times: 1 request in ~2,000 may still fail.
 const rules = (route: string) => `
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -38,6 +39,14 @@ after(async () => {
   await t?.stop();
 });
 
+/** All but a handful (see above) of 1,000 requests answered 200 by the good instance; the rest `status`. */
+function assertHidden(tally: HttpTally, status: number): void {
+  const ok = tally.byStatus[200] ?? 0;
+  assert.equal(ok + (tally.byStatus[status] ?? 0), 1000, JSON.stringify(tally.byStatus));
+  assert.ok(ok >= 995, `only ${ok} of 1000 answered 200: ${JSON.stringify(tally.byStatus)}`);
+  assert.ok(tally.replies.every((r) => r.status !== 200 || r.app === 'api-v1-0'), 'every 200 came from the good instance');
+}
+
 test('timeout: an app slower than the route timeout gets 504 from Envoy, well before the app answers', async () => {
   await t.apply(rules('timeout: 300ms'));
   for (const a of t.apps.v1!) a.behave({ kind: 'delay', ms: 3000 });
@@ -59,8 +68,7 @@ test('default retries hide an instance that answers 503', async () => {
   await t.apply(rules(''));
   t.app('v1', 1).behave({ kind: 'status', status: 503 });
   const tally = await sendMany(t.port, 1000, { concurrency: 16 });
-  assert.deepEqual(tally.byStatus, { 200: 1000 });
-  assert.deepEqual(tally.byApp, { 'api-v1-0': 1000 });
+  assertHidden(tally, 503);
   assert.ok(t.app('v1', 1).seen.length > 100, `the bad instance was tried ${t.app('v1', 1).seen.length} times`);
 });
 
@@ -79,8 +87,7 @@ test('default retries hide an instance that refuses connections (closed)', async
   await t.app('v1', 1).close();
   try {
     const tally = await sendMany(t.port, 1000, { concurrency: 16 });
-    assert.deepEqual(tally.byStatus, { 200: 1000 });
-    assert.deepEqual(tally.byApp, { 'api-v1-0': 1000 });
+    assertHidden(tally, 503);
   } finally {
     await t.app('v1', 1).reopen();
   }
@@ -98,7 +105,7 @@ test('retries: {attempts: 3, retryOn: 5xx} hide an instance answering 500', asyn
   await t.apply(rules('retries: { attempts: 3, retryOn: 5xx }'));
   t.app('v1', 1).behave({ kind: 'status', status: 500 });
   const tally = await sendMany(t.port, 1000, { concurrency: 16 });
-  assert.deepEqual(tally.byStatus, { 200: 1000 });
+  assertHidden(tally, 500);
 });
 
 test('retries with perTryTimeout: a hanging instance is abandoned after the per-try timeout and retried elsewhere', async () => {
