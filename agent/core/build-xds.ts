@@ -56,7 +56,7 @@ export function buildProxylessResources(services: string[], desired: Desired, in
     const vs = routeFor(name, desired);
     referencedClusters(name, vs).forEach((c) => clusterNames.add(c));
     listeners.push({ name, api_listener: { api_listener: hcmConfig(name) } });
-    routes.push(buildRouteConfig(name, vs));
+    routes.push(buildRouteConfig(name, vs, { proxyless: true }));
   }
   return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { proxyless: true }, warnings) };
 }
@@ -97,9 +97,11 @@ function httpConnectionManager(service: string): Json {
 }
 
 function tcpProxy(target: Service, vs: VirtualService | undefined): Json {
-  const dests = vs?.tcp[0]?.route;
+  // TcpProxy's cluster weights must be >= 1 (unlike a route's): a 0-weight destination is left out of the
+  // filter (its cluster stays, as for http), so a 100/0 canary flip is not refused.
+  const dests = vs?.tcp[0]?.route.filter((d) => d.weight !== 0);
   return {
     name: 'envoy.filters.network.tcp_proxy',
-    typed_config: { '@type': TYPE.tcpProxy, stat_prefix: target.name, ...(dests ? weighted(dests) : { cluster: target.name }) },
+    typed_config: { '@type': TYPE.tcpProxy, stat_prefix: target.name, ...(dests && dests.length > 0 ? weighted(dests) : { cluster: target.name }) },
   };
 }

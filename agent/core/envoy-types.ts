@@ -10,6 +10,7 @@ export const TYPE = {
   router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
   fault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
   httpOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  previousHosts: 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
 } as const;
 
 export const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };

@@ -89,14 +89,22 @@ test('the sidecar of productpage on node-a gets the canary route, the header mat
   assert.equal(jason.route.cluster, 'reviews|v2');
   assert.deepEqual(dflt.route.weighted_clusters, { clusters: [{ name: 'reviews|v1', weight: 90 }, { name: 'reviews|v3', weight: 10 }] });
   assert.equal(dflt.route.timeout, '3s');
-  assert.deepEqual(dflt.route.retry_policy, { retry_on: '5xx,connect-failure', num_retries: 3, per_try_timeout: '1s' });
+  assert.deepEqual(dflt.route.retry_policy, {
+    retry_on: '5xx,connect-failure',
+    num_retries: 3,
+    per_try_timeout: '1s',
+    // Istio's: a retry goes to a host not tried yet.
+    retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' } }],
+    host_selection_retry_max_attempts: 5,
+  });
   assert.deepEqual(dflt.route.request_mirror_policies, [{ cluster: 'reviews|v2', runtime_fraction: { default_value: { numerator: 55000, denominator: 'MILLION' } } }]);
   const clusters = dump.clusters.map((c: { name: string }) => c.name);
   assert.deepEqual(clusters, ['details', 'reviews|v1', 'reviews|v2', 'reviews|v3']);
   const v1 = dump.clusters.find((c: { name: string }) => c.name === 'reviews|v1');
   assert.equal(v1.lb_policy, 'LEAST_REQUEST');
   assert.equal(dump.clusters.find((c: { name: string }) => c.name === 'reviews|v2').lb_policy, 'ROUND_ROBIN', 'the subset policy overrides the rule-wide one');
-  assert.deepEqual(v1.circuit_breakers, { thresholds: [{ max_connections: 100, max_pending_requests: 50, max_retries: 3 }] });
+  // Istio's default for what the DestinationRule leaves unset: no limit.
+  assert.deepEqual(v1.circuit_breakers, { thresholds: [{ max_connections: 100, max_pending_requests: 50, max_requests: 4294967295, max_retries: 3 }] });
   assert.equal(v1.connect_timeout, '0.5s');
   const ep = dump.endpoints.find((e: { cluster_name: string }) => e.cluster_name === 'details');
   assert.deepEqual(ep.endpoints.map((l: { locality: { zone: string } }) => l.locality.zone), ['node-b', 'node-c']);
