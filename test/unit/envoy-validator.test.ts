@@ -191,7 +191,7 @@ describe('validateEnvoy pinpoints mistakes', () => {
     expectIssue(validateEnvoy(XDS_TYPE_URLS.ENDPOINT, la), 'endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value', 'an integer');
   });
   it('a safe_regex RE2 cannot compile (JS-only syntax that Envoy 1.40 NACKs)', () => {
-    for (const [regex, says] of [['/api/(?=v2)', 'no lookahead'], ['(?<!x)y', 'no lookbehind'], ['(a)\\1', 'no backreferences'], ['\\u0041', 'no \\u escape'], ['[^]', 'unterminated class']] as const) {
+    for (const [regex, says] of [['/api/(?=v2)', 'invalid perl operator: (?='], ['(?<!x)y', 'invalid perl operator: (?<'], ['(a)\\1', 'invalid escape sequence: \\1'], ['\\u0041', 'no \\u escape'], ['[^]', 'missing ]: [^]']] as const) {
       const r = routeConfig();
       r.virtual_hosts[0].routes[0].match = { safe_regex: { regex } };
       expectIssue(validateEnvoy(XDS_TYPE_URLS.ROUTE, r), 'virtual_hosts[0].routes[0].match.safe_regex.regex', 'Envoy (RE2) cannot compile', says);
