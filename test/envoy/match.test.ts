@@ -6,7 +6,7 @@ import { sendMany, type SendOptions } from '../helpers/http-apps.js';
 import { destination, startTrafficMesh, type TrafficMesh } from '../helpers/traffic-mesh.js';
 
 // One version per rule, so the version that answers names the rule that matched.
-const RULES = ['hexact', 'hprefix', 'hregex', 'uexact', 'uprefix', 'uregex', 'both', 'either', 'method', 'fallback'];
+const RULES = ['hexact', 'hprefix', 'hregex', 'hcase', 'uexact', 'uprefix', 'uregex', 'both', 'either', 'method', 'fallback'];
 
 const vs = `
 apiVersion: networking.istio.io/v1
@@ -21,6 +21,8 @@ spec:
       route: [${destination('hprefix')}]
     - match: [{ headers: { x-id: { regex: "u[0-9]+" } } }]
       route: [${destination('hregex')}]
+    - match: [{ headers: { x-user: { regex: "(?i)jason" } } }]
+      route: [${destination('hcase')}]
     - match: [{ uri: { exact: /exact } }]
       route: [${destination('uexact')}]
     - match: [{ uri: { prefix: /pre/ } }]
@@ -69,6 +71,12 @@ test('header regex matches the whole value: u123 matches, u12a and xu1 do not', 
   await expectVersion('hregex', { headers: { 'x-id': 'u123' } });
   await expectVersion('fallback', { headers: { 'x-id': 'u12a' } });
   await expectVersion('fallback', { headers: { 'x-id': 'xu1' } });
+});
+
+test('header regex in RE2 syntax JS lacks: (?i)jason matches JASON and Jason (RE2 compiles it; JS would refuse it)', async () => {
+  await expectVersion('hcase', { headers: { 'x-user': 'JASON' } });
+  await expectVersion('hcase', { headers: { 'x-user': 'Jason' } });
+  await expectVersion('fallback', { headers: { 'x-user': 'jasonx' } });
 });
 
 test('uri exact: /exact and /exact?q=1 match, /exact/more does not', async () => {
