@@ -1,7 +1,8 @@
 // One route change fanned out to 10 and then 30 real Envoy sidecars (Envoy 1.40.0 processes on the host, each
 // its own node id and admin port) connected to one ADS server (the agent's SnapshotCache + AdsServer, fed by
 // its renderer): from the change being published to every sidecar having ACKed every resource type of its
-// new snapshot. Envoy runs with its default concurrency (one worker per core: 2 here). No etcd, no Docker.
+// new snapshot. Envoy runs with its default concurrency (one worker per core: 2 here) unless
+// BENCH_ENVOY_CONCURRENCY says otherwise. No etcd, no Docker.
 import { contentHash } from '../../agent/core/canonical.js';
 import { TYPE } from '../../agent/core/envoy-types.js';
 import { xdsNodeId } from '../../agent/core/ids.js';
@@ -9,7 +10,7 @@ import { startEnvoyMesh } from '../../test/helpers/envoy-mesh.js';
 import type { RunningEnvoy } from '../../test/helpers/envoy.js';
 import { freePort } from '../../test/helpers/etcd.js';
 import { report } from './stats.js';
-import { percentiles, rssMiB, startFastApp } from './sidecar-lib.js';
+import { envoyConcurrency, memoryMiB, percentiles, startFastApp, startSidecar } from './sidecar-lib.js';
 
 const SIZES = (process.env.BENCH_FANOUT_SIZES ?? '10,30').split(',').map(Number);
 const CHANGES = Number(process.env.BENCH_FANOUT_CHANGES ?? 20);
@@ -56,6 +57,7 @@ spec:
 ].join('---\n');
 
 const mesh = await startEnvoyMesh();
+const concurrency = envoyConcurrency();
 const envoys: RunningEnvoy[] = [];
 const ids = (n: number) => Array.from({ length: n }, (_, i) => xdsNodeId('sidecar', mesh.node, client(i), 'v1'));
 
@@ -110,11 +112,12 @@ for (const n of SIZES) {
   mesh.apply(yaml(n, 100), instances);
   const t0 = performance.now();
   const already = envoys.length;
-  for (let i = envoys.length; i < n; i++) envoys.push(await mesh.startSidecar(`${client(i)}-v1`));
+  for (let i = envoys.length; i < n; i++) envoys.push(await startSidecar(mesh, `${client(i)}-v1`, concurrency.args));
   const startMs = performance.now() - t0;
   for (let i = 0; i < n; i++) await mesh.synced(`${client(i)}-v1`);
   await new Promise((r) => setTimeout(r, 1_000));
-  const rss = envoys.slice(0, n).map((e) => rssMiB(e.process.pid!));
+  const mem = envoys.slice(0, n).map((e) => memoryMiB(e.process.pid!));
+  const sum = (f: (m: (typeof mem)[number]) => number) => round(mem.reduce((a, m) => a + f(m), 0));
   const samples: number[] = [];
   const applies: number[] = [];
   for (let c = -2; c < CHANGES; c++) {
@@ -125,10 +128,11 @@ for (const n of SIZES) {
   const s = percentiles(samples);
   report(`one route change fanned out to ${n} real Envoy sidecars on one ADS server → all ACKed`, 'ms', samples, {
     p90: s.p90, applyP50: percentiles(applies).p50, applyNote: 'includes render + strict check + publish of every snapshot (in the measured time)',
-    envoyConcurrency: 'default (2 workers on 2 cores)', envoyRssTotalMiB: round(rss.reduce((a, b) => a + b, 0)), envoyRssEachP50MiB: percentiles(rss).p50,
+    envoyConcurrency: concurrency.label, envoysMiB: { rssSum: sum((m) => m.rss), pssSum: sum((m) => m.pss), anonSum: sum((m) => m.anon), rssEachP50: percentiles(mem.map((m) => m.rss)).p50 },
     startedNow: n - already, secondsToStartThem: round(startMs / 1000), envoy: '1.40.0',
   });
 }
 
+await Promise.all(envoys.map((e) => e.stop()));
 await mesh.stop();
 for (const a of [a1, a2]) await a.stop();

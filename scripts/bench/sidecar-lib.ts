@@ -2,9 +2,14 @@
 // maximum throughput, and a process's memory and CPU time from /proc.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import type { Json } from '../../agent/core/envoy-types.js';
+import type { EnvoyMesh } from '../../test/helpers/envoy-mesh.js';
+import { startEnvoy, type RunningEnvoy } from '../../test/helpers/envoy.js';
+import { freePort } from '../../test/helpers/etcd.js';
 import { ROOT } from '../../test/helpers/paths.js';
 import { percentile } from './stats.js';
 
@@ -121,6 +126,38 @@ export function wrk(port: number, opts: { threads?: number; connections?: number
 export function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return round(Number(m![1]) / 1024);
+}
+
+/** Where a process's memory is (MiB): anonymous (heap, its own) and file-backed (the mapped binary, shared
+ *  between processes of one binary), and PSS (shared pages split between the processes that map them). */
+export function memoryMiB(pid: number): { rss: number; anon: number; file: number; pss: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (text: string, field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  return { rss: round(kb(status, 'VmRSS') / 1024), anon: round(kb(status, 'RssAnon') / 1024), file: round(kb(status, 'RssFile') / 1024), pss: round(kb(rollup, 'Pss') / 1024) };
+}
+
+/** Extra Envoy arguments from BENCH_ENVOY_CONCURRENCY (unset: Envoy's default, one worker per core). */
+export function envoyConcurrency(): { args: string[]; label: string } {
+  const c = process.env.BENCH_ENVOY_CONCURRENCY;
+  return c ? { args: ['--concurrency', c], label: `--concurrency ${c}` } : { args: [], label: `default (${availableParallelism()} workers on ${availableParallelism()} cores)` };
+}
+
+/**
+ * The mesh's startSidecar() with extra Envoy arguments: the bootstrap meshlet rendered for `workload`, its
+ * admin port moved to a free one, then wait until the sidecar ACKed its snapshot.
+ */
+export async function startSidecar(mesh: EnvoyMesh, workload: string, extraArgs: string[]): Promise<RunningEnvoy> {
+  const adminPort = await freePort();
+  const bootstrap = { ...(mesh.render().bootstraps[workload] as Json), admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } } };
+  const envoy = await startEnvoy(bootstrap, { adminPort, extraArgs });
+  try {
+    await mesh.synced(workload);
+  } catch (err) {
+    await envoy.stop();
+    throw err;
+  }
+  return envoy;
 }
 
 /** User + system CPU seconds a process has used so far (/proc/<pid>/stat, clock ticks of 1/100 s). */
