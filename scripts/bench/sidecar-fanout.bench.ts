@@ -21,8 +21,6 @@ const instances = [
   { service: 'api', version: 'v1', node: 'elsewhere', address: '127.0.0.1', port: a1.port },
   { service: 'api', version: 'v2', node: 'elsewhere', address: '127.0.0.1', port: a2.port },
 ];
-const localPorts: number[] = [];
-for (let i = 0; i < Math.max(...SIZES); i++) localPorts.push(await freePort());
 const client = (i: number) => `c${String(i + 1).padStart(2, '0')}`;
 
 // `n` workloads on this node that all call api through their own sidecar; api v1/v2 live elsewhere.
@@ -33,7 +31,7 @@ metadata: { name: ${client(i)} }
 spec:
   port: ${30000 + i}
   versions: { v1: { image: ${client(i)}:1, nodes: [local] } }
-  upstreams: [{ service: api, localPort: ${localPorts[i]} }]
+  upstreams: [{ service: api, localPort: ${localPort(i)} }]
 `),
   `apiVersion: meshlet.dev/v1
 kind: Service
@@ -58,6 +56,13 @@ spec:
 
 const mesh = await startEnvoyMesh();
 const concurrency = envoyConcurrency();
+// After the ADS server has its port: freePort() closes what it found, so it can hand out that port again.
+const localPorts = new Set<number>();
+while (localPorts.size < Math.max(...SIZES)) {
+  const p = await freePort();
+  if (p !== mesh.xdsPort && p !== a1.port && p !== a2.port && (p < 30000 || p >= 30100)) localPorts.add(p);
+}
+const localPort = (i: number) => [...localPorts][i]!;
 const envoys: RunningEnvoy[] = [];
 const ids = (n: number) => Array.from({ length: n }, (_, i) => xdsNodeId('sidecar', mesh.node, client(i), 'v1'));
 

@@ -14,8 +14,10 @@ const WRK_SECONDS = Number(process.env.BENCH_SIDECAR_WRK_SECONDS ?? 10);
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
 const app = await startFastApp('v1');
-const localPort = await freePort();
 const mesh = await startEnvoyMesh();
+// After the ADS server has its port: freePort() closes what it found, so it could hand out that port again.
+let localPort = await freePort();
+while (localPort === mesh.xdsPort || localPort === app.port) localPort = await freePort();
 mesh.apply(`
 apiVersion: meshlet.dev/v1
 kind: Service
