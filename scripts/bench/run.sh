@@ -10,7 +10,9 @@ bash scripts/bench/ensure-wrk.sh || echo "run.sh: no wrk; the sidecar max-throug
 failed=()
 for b in dist/scripts/bench/*.bench.js; do
   case "$(basename "$b")" in *"${BENCH_ONLY:-}"*) ;; *) continue ;; esac
-  node "$b" || failed+=("$(basename "$b" .js) (exit $?)")
+  rc=0
+  node "$b" || rc=$?
+  [ "$rc" = 0 ] || failed+=("$(basename "$b" .js) (exit $rc)")
 done
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "run.sh: failed: ${failed[*]}" >&2

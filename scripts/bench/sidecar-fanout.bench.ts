@@ -8,9 +8,8 @@ import { TYPE } from '../../agent/core/envoy-types.js';
 import { xdsNodeId } from '../../agent/core/ids.js';
 import { startEnvoyMesh } from '../../test/helpers/envoy-mesh.js';
 import type { RunningEnvoy } from '../../test/helpers/envoy.js';
-import { freePort } from '../../test/helpers/etcd.js';
 import { report } from './stats.js';
-import { envoyConcurrency, memoryMiB, percentiles, startFastApp, startSidecar } from './sidecar-lib.js';
+import { envoyConcurrency, listenerPorts, memoryMiB, percentiles, startFastApp, startSidecar } from './sidecar-lib.js';
 
 const SIZES = (process.env.BENCH_FANOUT_SIZES ?? '10,30').split(',').map(Number);
 const CHANGES = Number(process.env.BENCH_FANOUT_CHANGES ?? 20);
@@ -56,13 +55,9 @@ spec:
 
 const mesh = await startEnvoyMesh();
 const concurrency = envoyConcurrency();
-// After the ADS server has its port: freePort() closes what it found, so it can hand out that port again.
-const localPorts = new Set<number>();
-while (localPorts.size < Math.max(...SIZES)) {
-  const p = await freePort();
-  if (p !== mesh.xdsPort && p !== a1.port && p !== a2.port && (p < 30000 || p >= 30100)) localPorts.add(p);
-}
-const localPort = (i: number) => [...localPorts][i]!;
+// Below the ephemeral range (see listenerPorts); clear of the apps' and the clients' own `port` values.
+const localPorts = await listenerPorts(Math.max(...SIZES), [mesh.xdsPort, a1.port, a2.port, ...Array.from({ length: 100 }, (_, i) => 30000 + i)]);
+const localPort = (i: number) => localPorts[i]!;
 const envoys: RunningEnvoy[] = [];
 const ids = (n: number) => Array.from({ length: n }, (_, i) => xdsNodeId('sidecar', mesh.node, client(i), 'v1'));
 
@@ -117,7 +112,7 @@ for (const n of SIZES) {
   mesh.apply(yaml(n, 100), instances);
   const t0 = performance.now();
   const already = envoys.length;
-  for (let i = envoys.length; i < n; i++) envoys.push(await startSidecar(mesh, `${client(i)}-v1`, concurrency.args));
+  for (let i = envoys.length; i < n; i++) envoys.push(await startSidecar(mesh, `${client(i)}-v1`, concurrency.args, localPorts));
   const startMs = performance.now() - t0;
   for (let i = 0; i < n; i++) await mesh.synced(`${client(i)}-v1`);
   await new Promise((r) => setTimeout(r, 1_000));

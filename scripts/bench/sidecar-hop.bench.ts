@@ -3,10 +3,9 @@
 // fixed 1,000 requests/s (open-loop generator in its own process), the most requests/s it carries (wrk),
 // and its resident memory idle and under load. Needs MESHLET_TEST_ENVOY (scripts/dev-env.sh env) or `envoy`.
 import { startEnvoyMesh } from '../../test/helpers/envoy-mesh.js';
-import { freePort } from '../../test/helpers/etcd.js';
 import { send } from '../../test/helpers/http-apps.js';
 import { waitFor } from '../../test/helpers/wait.js';
-import { cpuSeconds, ensureWrk, envoyConcurrency, memoryMiB, openLoop, percentiles, rssMiB, sampleEvery, startFastApp, startSidecar, wrk, type LoadResult } from './sidecar-lib.js';
+import { cpuSeconds, ensureWrk, envoyConcurrency, listenerPorts, memoryMiB, openLoop, percentiles, rssMiB, sampleEvery, startFastApp, startSidecar, wrk, type LoadResult } from './sidecar-lib.js';
 
 const RATE = Number(process.env.BENCH_SIDECAR_RATE ?? 1000);
 const SECONDS = Number(process.env.BENCH_SIDECAR_SECONDS ?? 30);
@@ -15,9 +14,7 @@ const round = (x: number) => Math.round(x * 1000) / 1000;
 
 const app = await startFastApp('v1');
 const mesh = await startEnvoyMesh();
-// After the ADS server has its port: freePort() closes what it found, so it could hand out that port again.
-let localPort = await freePort();
-while (localPort === mesh.xdsPort || localPort === app.port) localPort = await freePort();
+const [localPort] = await listenerPorts(1, [mesh.xdsPort, app.port]);
 mesh.apply(`
 apiVersion: meshlet.dev/v1
 kind: Service
@@ -25,7 +22,7 @@ metadata: { name: web }
 spec:
   port: 1
   versions: { v1: { image: web:1, nodes: [local] } }
-  upstreams: [{ service: api, localPort: ${localPort} }]
+  upstreams: [{ service: api, localPort: ${localPort!} }]
 ---
 apiVersion: meshlet.dev/v1
 kind: Service
@@ -36,7 +33,7 @@ spec:
 `, [{ service: 'api', version: 'v1', node: 'elsewhere', address: '127.0.0.1', port: app.port }]);
 // Default concurrency unless BENCH_ENVOY_CONCURRENCY: one worker thread per core (2 here), as in the sidecar container.
 const concurrency = envoyConcurrency();
-const envoy = await startSidecar(mesh, 'web-v1', concurrency.args);
+const envoy = await startSidecar(mesh, 'web-v1', concurrency.args, [localPort!, app.port]);
 const pid = envoy.process.pid!;
 await waitFor('an answer through the sidecar', async () => (await send(localPort, { timeoutMs: 1000 })).status === 200, 20_000, 50);
 

@@ -2,6 +2,7 @@
 // maximum throughput, and a process's memory and CPU time from /proc.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +10,6 @@ import { createInterface } from 'node:readline';
 import type { Json } from '../../agent/core/envoy-types.js';
 import type { EnvoyMesh } from '../../test/helpers/envoy-mesh.js';
 import { startEnvoy, type RunningEnvoy } from '../../test/helpers/envoy.js';
-import { freePort } from '../../test/helpers/etcd.js';
 import { ROOT } from '../../test/helpers/paths.js';
 import { percentile } from './stats.js';
 
@@ -122,6 +122,32 @@ export function wrk(port: number, opts: { threads?: number; connections?: number
   return { requestsPerSecond: Math.round(rps), requests, errors: non2xx + sockErrors, latency: { p50: at(50), p90: at(90), p99: at(99) }, args: `wrk ${args.slice(0, 3).join(' ')}` };
 }
 
+/**
+ * `n` distinct loopback ports nobody listens on, taken below the kernel's ephemeral range: with tens of Envoys
+ * opening connections, a port freePort() found in that range can be some connection's local end by the time a
+ * listener wants it (seen: "cannot bind '127.0.0.1:46707': Address already in use").
+ */
+export async function listenerPorts(n: number, avoid: number[] = []): Promise<number[]> {
+  const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  const from = 10_000;
+  const to = Math.max(from + 1_000, low) - 1;
+  const out = new Set<number>();
+  for (let tries = 0; out.size < n && tries < n * 50; tries++) {
+    const p = from + Math.floor(Math.random() * (to - from));
+    if (!out.has(p) && !avoid.includes(p) && (await canListen(p))) out.add(p);
+  }
+  if (out.size < n) throw new Error(`found only ${out.size} of ${n} free ports in ${from}-${to}`);
+  return [...out];
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
 /** Resident memory of a process in MiB (VmRSS from /proc). */
 export function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -145,12 +171,12 @@ export function envoyConcurrency(): { args: string[]; label: string } {
 
 /**
  * The mesh's startSidecar() with extra Envoy arguments: the bootstrap meshlet rendered for `workload`, its
- * admin port moved to a free one, then wait until the sidecar ACKed its snapshot.
+ * admin port moved to a free one (clear of `avoidPorts`), then wait until the sidecar ACKed its snapshot.
  */
-export async function startSidecar(mesh: EnvoyMesh, workload: string, extraArgs: string[]): Promise<RunningEnvoy> {
-  const adminPort = await freePort();
-  const bootstrap = { ...(mesh.render().bootstraps[workload] as Json), admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } } };
-  const envoy = await startEnvoy(bootstrap, { adminPort, extraArgs });
+export async function startSidecar(mesh: EnvoyMesh, workload: string, extraArgs: string[], avoidPorts: number[] = []): Promise<RunningEnvoy> {
+  const [adminPort] = await listenerPorts(1, [mesh.xdsPort, ...avoidPorts]);
+  const bootstrap = { ...(mesh.render().bootstraps[workload] as Json), admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort! } } } };
+  const envoy = await startEnvoy(bootstrap, { adminPort: adminPort!, extraArgs });
   try {
     await mesh.synced(workload);
   } catch (err) {
