@@ -22,7 +22,7 @@ import { tempDir } from '../../test/helpers/paths.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { putDocs, randomPortBase } from '../../test/helpers/local-mesh.js';
 import { report } from './stats.js';
-import { openLoop, startFastApp } from './sidecar-lib.js';
+import { killedOnExit, openLoop, startFastApp } from './sidecar-lib.js';
 
 const FLIPS = Number(process.env.BENCH_SIDECAR_FLIPS ?? 30);
 const LOAD_FLIPS = Number(process.env.BENCH_SIDECAR_LOAD_FLIPS ?? 20);
@@ -87,7 +87,7 @@ const agent = await startAgent({
 const bootstrapFile = join(stateDir, 'envoy', 'web-v1.yaml');
 await waitFor('the agent to write the sidecar bootstrap', () => existsSync(bootstrapFile), 60_000);
 const adminPort = (parse(readFileSync(bootstrapFile, 'utf8')) as { admin: { address: { socket_address: { port_value: number } } } }).admin.address.socket_address.port_value;
-const envoy = await startEnvoy(bootstrapFile, { adminPort });
+const envoy = killedOnExit(await startEnvoy(bootstrapFile, { adminPort }));
 await waitFor('v1 answering through the sidecar', async () => (await send(localPort, { timeoutMs: 1000 })).version === 'v1', 30_000, 20);
 await waitFor('the first compose run to finish', () => agent.reconciler.stats.composeRuns >= 1 && (agent.reconciler.state.appliedRevision ?? 0) > 0, 120_000);
 

@@ -176,13 +176,24 @@ export function envoyConcurrency(): { args: string[]; label: string } {
 export async function startSidecar(mesh: EnvoyMesh, workload: string, extraArgs: string[], avoidPorts: number[] = []): Promise<RunningEnvoy> {
   const [adminPort] = await listenerPorts(1, [mesh.xdsPort, ...avoidPorts]);
   const bootstrap = { ...(mesh.render().bootstraps[workload] as Json), admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort! } } } };
-  const envoy = await startEnvoy(bootstrap, { adminPort: adminPort!, extraArgs });
+  const envoy = killedOnExit(await startEnvoy(bootstrap, { adminPort: adminPort!, extraArgs }));
   try {
     await mesh.synced(workload);
   } catch (err) {
     await envoy.stop();
     throw err;
   }
+  return envoy;
+}
+
+/**
+ * Envoy does not die with the Node process that spawned it: a benchmark that throws would leave its sidecars
+ * running (seen: ten orphaned Envoys after a failed fan-out). SIGKILLs the process when this one exits.
+ */
+export function killedOnExit(envoy: RunningEnvoy): RunningEnvoy {
+  const kill = () => envoy.process.kill('SIGKILL');
+  process.once('exit', kill);
+  envoy.process.once('exit', () => process.removeListener('exit', kill));
   return envoy;
 }
 
