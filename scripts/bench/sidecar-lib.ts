@@ -191,11 +191,13 @@ export async function startSidecar(mesh: EnvoyMesh, workload: string, extraArgs:
  * running (seen: ten orphaned Envoys after a failed fan-out). SIGKILLs the process when this one exits.
  */
 export function killedOnExit(envoy: RunningEnvoy): RunningEnvoy {
-  const kill = () => envoy.process.kill('SIGKILL');
-  process.once('exit', kill);
-  envoy.process.once('exit', () => process.removeListener('exit', kill));
+  if (running.size === 0 && !exitHook) exitHook = process.once('exit', () => running.forEach((e) => e.process.kill('SIGKILL')));
+  running.add(envoy);
+  envoy.process.once('exit', () => running.delete(envoy));
   return envoy;
 }
+const running = new Set<RunningEnvoy>();
+let exitHook: unknown;
 
 /** User + system CPU seconds a process has used so far (/proc/<pid>/stat, clock ticks of 1/100 s). */
 export function cpuSeconds(pid: number): number {
