@@ -66,6 +66,9 @@ await agent.stop();
 
 // An idle agent as a real process: etcd revisions (every write bumps it) and compose runs over a period, and its RSS.
 const child = spawn(process.execPath, [join(ROOT, 'dist/agent/bin.js'), 'agent', '--node', node, '--etcd', etcdServer.url, '--prefix', prefix, '--state-dir', stateDir, '--advertise-address', '127.0.0.1', '--sidecar-image', SIDECAR, '--xds-port', String(xdsPort), '--admin-ports', `${base + 10}-${base + 19}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+let childErr = '';
+child.stderr!.on('data', (b: Buffer) => (childErr = (childErr + b.toString()).slice(-4000)));
+child.once('exit', (code) => { if (code !== null && code !== 0) console.error(`agent exited with ${code}: ${childErr}`); });
 const k = keys(prefix);
 await waitFor('the agent to report', async () => JSON.parse((await etcd.get(k.nodeStatus(node)).string()) ?? '{}').pid === child.pid, 60_000);
 await new Promise((r) => setTimeout(r, 3_000));
