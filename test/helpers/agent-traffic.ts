@@ -217,3 +217,30 @@ export function startLoad(port: number, opts: { workers?: number; pauseMs?: numb
 export function share(t: LoadTally, version: string): number {
   return t.ok === 0 ? 0 : (t.byVersion[version] ?? 0) / t.ok;
 }
+
+export interface RegisteredInstance {
+  service: string;
+  version: string;
+  node: string;
+  address: string;
+  port: number;
+}
+
+/**
+ * What web's sidecar should hold for `service`, per cluster it has for it: `service` (every version) or
+ * `service|<version>` (that version), each the registered `address:port` list, sorted.
+ */
+export function expectedEndpoints(service: string, registered: RegisteredInstance[], clusters: string[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const c of clusters) {
+    const [host, subset] = c.split('|');
+    if (host !== service) continue;
+    out[c] = registered.filter((i) => i.service === service && (subset === undefined || i.version === subset)).map((i) => `${i.address}:${i.port}`).sort();
+  }
+  return out;
+}
+
+/** The sidecar's endpoints of `service`'s clusters only. */
+export function endpointsOf(service: string, all: Record<string, string[]>): Record<string, string[]> {
+  return Object.fromEntries(Object.entries(all).filter(([c]) => c.split('|')[0] === service));
+}
