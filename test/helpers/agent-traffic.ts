@@ -76,6 +76,8 @@ export interface AgentSetup {
   stateDir: string;
   xdsPort: number;
   base: number;
+  /** The agent's --templates folder (default: the repo's templates/). */
+  templatesDir?: string;
 }
 
 /** The agent in this process, with the real Envoy image as sidecar and admin ports base+10…base+19. */
@@ -83,6 +85,7 @@ export function startLocalAgent(s: AgentSetup): Promise<RunningAgent> {
   return startAgent({
     node: s.node, etcd: { endpoints: [s.etcdUrl], prefix: s.prefix, retries: 0 }, stateDir: s.stateDir, advertiseAddress: '127.0.0.1', xdsPort: s.xdsPort,
     compose: 'auto', sidecarImage: SIDECAR, leaseTtl: 10, adminPorts: { from: s.base + 10, to: s.base + 19 }, resyncInterval: 5,
+    ...(s.templatesDir ? { templatesDir: s.templatesDir } : {}),
   }, systemClock, silentLogger, new AbortController().signal);
 }
 
