@@ -123,9 +123,17 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
   const templatesDir = opts.templatesDir ?? DEFAULT_TEMPLATES_DIR;
   const status = new StatusWriter(etcd, k.nodeStatus(opts.node), id, log);
   let reconciler!: Reconciler;
-  const source = new EtcdDesiredSource(etcd, k.desired, () => reconciler.triggers.notify('etcd'), clock, log);
+  // A change of routes or endpoints reaches the sidecars even while a pass is busy with compose.
+  const publishNow = () => void reconciler.publishNow().catch((err: unknown) => log.warn('cannot publish xDS ahead of the pass', { error: (err as Error).message }));
+  const source = new EtcdDesiredSource(etcd, k.desired, () => {
+    reconciler.triggers.notify('etcd');
+    publishNow();
+  }, clock, log);
   // Everyone's healthy instances (endpoints for xDS), and this node's drain mark: both snapshot + watch.
-  const registrySource = new EtcdDesiredSource(etcd, k.registry, () => reconciler.triggers.notify('registry'), clock, log);
+  const registrySource = new EtcdDesiredSource(etcd, k.registry, () => {
+    reconciler.triggers.notify('registry');
+    publishNow();
+  }, clock, log);
   const drainKey = k.nodeDrain(opts.node);
   const drainSource = new EtcdDesiredSource(etcd, drainKey, () => {
     const now = drainSource.current()?.entries.has(drainKey) ?? false;

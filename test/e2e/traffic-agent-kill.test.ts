@@ -10,7 +10,7 @@ import { tempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
 import { putDocs, randomPortBase } from '../helpers/local-mesh.js';
 import { runCli } from '../helpers/cli.js';
-import { adminPort, composeDown, containerIds, requests, sidecarStats, spawnAgentProcess, startLoad, trafficMesh, type AgentSetup } from '../helpers/agent-traffic.js';
+import { adminPort, composeDown, containerIds, requests, sidecarStats, spawnAgentProcess, startLoad, stopLoads, trafficMesh, type AgentSetup } from '../helpers/agent-traffic.js';
 
 const node = `kill-${Math.random().toString(36).slice(2, 8)}`;
 const prefix = `/kill-${node}`;
@@ -58,6 +58,7 @@ before(async () => {
 });
 
 after(async () => {
+  await stopLoads();
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   composeDown(node, stateDir);
   etcd?.close();

@@ -9,7 +9,7 @@ import { tempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
 import { putDocs, randomPortBase } from '../helpers/local-mesh.js';
 import { runCli } from '../helpers/cli.js';
-import { composeDown, containerIds, requests, share, startLoad, startLocalAgent, trafficMesh, type LoadTally } from '../helpers/agent-traffic.js';
+import { composeDown, containerIds, requests, share, startLoad, stopLoads, startLocalAgent, trafficMesh, type LoadTally } from '../helpers/agent-traffic.js';
 
 const node = `canary-${Math.random().toString(36).slice(2, 8)}`;
 const prefix = `/c-${node}`;
@@ -47,6 +47,7 @@ before(async () => {
 });
 
 after(async () => {
+  await stopLoads();
   await agent?.stop();
   composeDown(node, stateDir);
   etcd?.close();

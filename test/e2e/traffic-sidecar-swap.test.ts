@@ -20,7 +20,7 @@ import { startEtcd, freePort, type TestEtcd } from '../helpers/etcd.js';
 import { ROOT, tempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
 import { putDocs, randomPortBase } from '../helpers/local-mesh.js';
-import { adminPort, composeDown, containerIds, requests, startLoad, startLocalAgent, trafficMesh, type Load, type LoadTally } from '../helpers/agent-traffic.js';
+import { adminPort, composeDown, containerIds, requests, startLoad, stopLoads, startLocalAgent, trafficMesh, type Load, type LoadTally } from '../helpers/agent-traffic.js';
 
 const node = `swap-${Math.random().toString(36).slice(2, 8)}`;
 const project = projectName(node);
@@ -108,6 +108,7 @@ before(async () => {
 });
 
 after(async () => {
+  await stopLoads();
   await agent?.stop();
   composeDown(node, stateDir);
   etcd?.close();

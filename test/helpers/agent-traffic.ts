@@ -205,15 +205,25 @@ export function startLoad(port: number, opts: { workers?: number; pauseMs?: numb
     }
   };
   const done = Promise.all(Array.from({ length: opts.workers ?? 4 }, worker));
-  return {
+  const load: Load = {
     tally,
     stop: async () => {
       running = false;
       await done;
       agent.destroy();
+      live.delete(load);
       return tally;
     },
   };
+  live.add(load);
+  return load;
+}
+
+const live = new Set<Load>();
+
+/** Stops every load still running (a test that failed half-way): call it in `after`, else the file never ends. */
+export async function stopLoads(): Promise<void> {
+  await Promise.all([...live].map((l) => l.stop()));
 }
 
 /** Share of 200 answers that came from `version` (0 when none). */
