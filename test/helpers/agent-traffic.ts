@@ -148,8 +148,8 @@ export interface LoadTally {
   byVersion: Record<string, number>;
   /** Second word (`api-v1@node` or a host app's id) → count. */
   byApp: Record<string, number>;
-  /** Every non-200 answer: status (0 = no answer) and what came back. */
-  failures: { status: number; body: string }[];
+  /** Every non-200 answer: status (0 = no answer), what came back, and when (performance.now()). */
+  failures: { status: number; body: string; at: number }[];
 }
 
 export function emptyTally(): LoadTally {
@@ -159,7 +159,7 @@ export function emptyTally(): LoadTally {
 function count(t: LoadTally, status: number, body: string): void {
   t.total++;
   if (status !== 200) {
-    t.failures.push({ status, body: body.slice(0, 200) });
+    t.failures.push({ status, body: body.slice(0, 200), at: Math.round(performance.now()) });
     return;
   }
   t.ok++;
