@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import chokidar from 'chokidar';
 import type { Etcd3 } from 'etcd3';
 import type { Clock, Logger } from './core/clock.js';
+import type { Instance } from './core/model.js';
 import { backoffMs } from './core/clock.js';
 import { keys } from './core/keys.js';
 import { projectName } from './core/ids.js';
@@ -123,9 +124,17 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
   const templatesDir = opts.templatesDir ?? DEFAULT_TEMPLATES_DIR;
   const status = new StatusWriter(etcd, k.nodeStatus(opts.node), id, log);
   let reconciler!: Reconciler;
-  const source = new EtcdDesiredSource(etcd, k.desired, () => reconciler.triggers.notify('etcd'), clock, log);
+  // A change of routes or endpoints reaches the sidecars even while a pass is busy with compose.
+  const publishNow = () => void reconciler.publishNow().catch((err: unknown) => log.warn('cannot publish xDS ahead of the pass', { error: (err as Error).message }));
+  const source = new EtcdDesiredSource(etcd, k.desired, () => {
+    reconciler.triggers.notify('etcd');
+    publishNow();
+  }, clock, log);
   // Everyone's healthy instances (endpoints for xDS), and this node's drain mark: both snapshot + watch.
-  const registrySource = new EtcdDesiredSource(etcd, k.registry, () => reconciler.triggers.notify('registry'), clock, log);
+  const registrySource = new EtcdDesiredSource(etcd, k.registry, () => {
+    reconciler.triggers.notify('registry');
+    publishNow();
+  }, clock, log);
   const drainKey = k.nodeDrain(opts.node);
   const drainSource = new EtcdDesiredSource(etcd, drainKey, () => {
     const now = drainSource.current()?.entries.has(drainKey) ?? false;
@@ -136,12 +145,18 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     reconciler.triggers.notify(drained ? 'drained' : 'undrained');
   }, clock, log);
   const warnOnce = new Set<string>();
-  const instances = () =>
-    instancesFromRegistry(k.prefix, registrySource.current()?.entries ?? new Map(), (msg, fields) => {
+  // Lists made before the registry's first snapshot was read: they hold no endpoints only because nothing was read yet.
+  const unread = new WeakSet<Instance[]>();
+  const instances = () => {
+    const snap = registrySource.current();
+    const list = instancesFromRegistry(k.prefix, snap?.entries ?? new Map(), (msg, fields) => {
       const key = `${msg} ${JSON.stringify(fields ?? {})}`;
       if (!warnOnce.has(key)) log.warn(msg, fields);
       warnOnce.add(key);
     });
+    if (!snap) unread.add(list);
+    return list;
+  };
 
   // Templates are read once and again after any change in their folder (the file watcher below).
   let templatesCache: ReturnType<typeof loadTemplates> | undefined;
@@ -196,7 +211,12 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     { node: opts.node, project, stateDir, prefix: k.prefix, advertiseAddress: opts.advertiseAddress, sidecarImage: opts.sidecarImage, xdsPort: opts.xdsPort, adminPorts: opts.adminPorts },
     {
       source, docker, compose, templates, state: store, instances, report, clock, log,
-      publish: (plan, observed) => publisher.publish(plan.render.snapshots, observed.desired, observed.instances),
+      // Not before the registry was read: sidecars reconnecting to a restarted agent were sent clusters with no
+      // endpoints and answered 503 "no healthy upstream" until the next pass (seen with Envoy 1.40). Its first
+      // snapshot triggers a pass that publishes.
+      publish: (plan, observed) => {
+        if (!unread.has(observed.instances)) publisher.publish(plan.render.snapshots, observed.desired, observed.instances);
+      },
     },
   );
   await reconciler.init();

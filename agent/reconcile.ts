@@ -75,6 +75,8 @@ export class Reconciler {
   #lastApply: PassReport['lastApply'];
   #checkedTemplates = '';
   #lastContainers: ContainerInfo[] = [];
+  /** A pass has published and not ended yet (compose may still run). */
+  #passing = false;
 
   constructor(private readonly opts: ReconcilerOptions, private readonly deps: ReconcilerDeps) {}
 
@@ -98,6 +100,22 @@ export class Reconciler {
     }
   }
 
+  /**
+   * While a pass is busy (compose can take seconds), renders and publishes xDS from the latest desired state and
+   * registry at once; the pass triggered for the same change follows as usual. Between passes it does nothing:
+   * that pass publishes first thing. Without this a dead instance stayed in every sidecar, and a route change
+   * waited, for as long as the compose run that the container's death had started (seen with Envoy 1.40).
+   */
+  async publishNow(): Promise<void> {
+    if (!this.#passing || !this.deps.publish) return;
+    const templates = await this.deps.templates();
+    // From here on synchronous: what goes out is the state at this instant, never older than what went out before.
+    const wanted = this.#passing ? this.observeDesired() : undefined;
+    if (!wanted) return;
+    const paths = { envoyDir: join(this.opts.stateDir, 'envoy'), xdsDir: join(this.opts.stateDir, 'xds') };
+    this.deps.publish(planRender(wanted, templates, this.#state, { ...this.opts, paths }), wanted);
+  }
+
   async pass(reasons: string[] = ['manual']): Promise<PassReport | undefined> {
     const wanted = this.observeDesired();
     if (!wanted) return undefined; // no desired state yet: touch nothing
@@ -108,23 +126,28 @@ export class Reconciler {
     const paths = { envoyDir: join(this.opts.stateDir, 'envoy'), xdsDir: join(this.opts.stateDir, 'xds') };
     const plan = planRender(wanted, await this.deps.templates(), this.#state, { ...this.opts, paths });
     this.deps.publish?.(plan, wanted);
-    const containers = await listing;
-    this.#lastContainers = containers;
-    const observed: Observed = { ...wanted, containers };
-    plan.composeReason = composeReasonFor(plan, containers, this.#state);
-    await this.execute(plan, observed, reasons);
-    const report: PassReport = {
-      desiredRevision: observed.revision,
-      appliedRevision: this.#state.appliedRevision,
-      rejected: [...observed.rejected, ...plan.render.issues],
-      lastApply: this.#lastApply,
-      composeRuns: this.stats.composeRuns,
-      plan,
-      containers: this.#lastContainers,
-      observed,
-    };
-    await this.deps.report(report);
-    return report;
+    this.#passing = true; // published: from now until the pass ends, publishNow() may publish newer state
+    try {
+      const containers = await listing;
+      this.#lastContainers = containers;
+      const observed: Observed = { ...wanted, containers };
+      plan.composeReason = composeReasonFor(plan, containers, this.#state);
+      await this.execute(plan, observed, reasons);
+      const report: PassReport = {
+        desiredRevision: observed.revision,
+        appliedRevision: this.#state.appliedRevision,
+        rejected: [...observed.rejected, ...plan.render.issues],
+        lastApply: this.#lastApply,
+        composeRuns: this.stats.composeRuns,
+        plan,
+        containers: this.#lastContainers,
+        observed,
+      };
+      await this.deps.report(report);
+      return report;
+    } finally {
+      this.#passing = false;
+    }
   }
 
   /** The desired state, each stored document validated once per revision, and every node's instances. */
