@@ -93,7 +93,11 @@ ensure_packages() {
 
 # ---------------------------------------------------------------- envoy (PyPI)
 
-envoy_installed() { [ -x "$ENVOY_BIN" ] && "$ENVOY_BIN" --version 2>/dev/null | grep -qF "/$ENVOY_VERSION/"; }
+# Captured first: with pipefail, `grep -q` closing the pipe early would fail the check by SIGPIPE.
+envoy_installed() {
+  local v
+  [ -x "$ENVOY_BIN" ] && v=$("$ENVOY_BIN" --version 2>/dev/null) && [[ $v == *"/$ENVOY_VERSION/"* ]]
+}
 
 ensure_envoy() {
   if ! envoy_installed; then
