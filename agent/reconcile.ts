@@ -207,9 +207,10 @@ export class Reconciler {
       await this.#compose(plan);
       this.#failures = 0;
       this.#state.appliedHash = plan.projectHash;
+      // The last-good file first: whoever sees the revision applied may read it at once.
+      await writeAtomic(join(stateDir, LAST_GOOD_PATH), plan.files.get(COMPOSE_PATH)!);
       this.#state.appliedRevision = observed.revision;
       this.#lastApply = { ok: true, at, revision: observed.revision, reason: plan.composeReason };
-      await writeAtomic(join(stateDir, LAST_GOOD_PATH), plan.files.get(COMPOSE_PATH)!);
     } catch (err) {
       this.stats.composeFailures++;
       this.#lastApply = { ok: false, at, revision: observed.revision, reason: plan.composeReason, message: (err as Error).message };

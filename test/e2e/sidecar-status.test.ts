@@ -128,7 +128,9 @@ test('a listener Envoy refuses (the strict check cannot know: two listeners on o
   const active = dump.configs.filter((c) => c.active_state);
   assert.deepEqual(active.map((c) => [c.name, c.active_state!.version_info]), [[listener.name, before.acked.lds]]);
   assert.match(dump.configs.find((c) => c.name === twin.name)?.error_state?.details ?? '', /duplicate address/, 'Envoy keeps the refused one as an error only');
-  assert.equal((await fetch(`http://127.0.0.1:${base + 3}/`)).status, 200, 'traffic still flows');
+  // The good listener still serves. One answer may be a 503 when an api instance's health check flaps on a
+  // loaded machine (its endpoints leave the subset), which says nothing about the listener: retry briefly.
+  await waitFor('traffic still flows through the last good listener', async () => (await fetch(`http://127.0.0.1:${base + 3}/`)).status === 200 || undefined, 15_000, 250);
 
   // Not retried in a loop: Envoy counts one rejected LDS update and no further attempts while the agent keeps passing.
   const rejected = await stat(nacked, 'listener_manager.lds.update_rejected');

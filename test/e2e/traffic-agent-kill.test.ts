@@ -29,7 +29,7 @@ function spawnAgent(): ReturnType<typeof spawnAgentProcess> {
   return a;
 }
 
-interface SidecarStatus { id: string; connected: boolean; acked?: string }
+interface SidecarStatus { id: string; connected: boolean; acked?: Partial<Record<'cds' | 'eds' | 'lds' | 'rds', string>> }
 
 /** web's sidecar as `meshlet status` shows it, when it is connected and has ACKed listeners and clusters. */
 async function connectedWithAcks(pid: number): Promise<SidecarStatus | undefined> {
@@ -40,7 +40,7 @@ async function connectedWithAcks(pid: number): Promise<SidecarStatus | undefined
   if (r.code !== 0) return undefined;
   const n = (JSON.parse(r.out) as { nodes: { node: string; sidecars?: SidecarStatus[] }[] }).nodes.find((x) => x.node === node);
   const s = n?.sidecars?.find((x) => x.id === webSidecar);
-  return s?.connected && /Listener:/.test(s.acked ?? '') && /Cluster:/.test(s.acked ?? '') ? s : undefined;
+  return s?.connected && s.acked?.lds && s.acked.cds ? s : undefined;
 }
 
 /** The xDS responses the agent logged (debug) for web's sidecar. */
