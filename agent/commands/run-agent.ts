@@ -4,10 +4,10 @@ import { isIP } from 'node:net';
 import { startAgent } from '../agent.js';
 import { jsonLogger, systemClock } from '../core/clock.js';
 import { ValidationError } from '../core/errors.js';
-import type { Issue } from '../core/issues.js';
-import { NODE_NAME } from '../core/model.js';
-import type { PortRange } from '../core/admin-ports.js';
-import type { ComposeMode } from '../adapters/compose-runner.js';
+import type { Issue } from '../core/model/issues.js';
+import { NODE_NAME } from '../core/model/model.js';
+import type { PortRange } from '../core/render/admin-ports.js';
+import type { ComposeMode } from '../adapters/docker/compose-runner.js';
 import { connectionOf, type EtcdFlags } from './etcd-options.js';
 
 export interface AgentFlags extends EtcdFlags {

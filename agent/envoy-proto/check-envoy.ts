@@ -1,7 +1,7 @@
 // Runs the strict Envoy check over everything a node render emits, reporting each problem with its document.
-import type { Issue } from './issues.js';
-import type { NodeRender } from './render-node.js';
-import type { XdsResources } from './build-xds.js';
+import type { Issue } from '../core/model/issues.js';
+import type { NodeRender } from '../core/render/render-node.js';
+import type { XdsResources } from '../core/xds/build-xds.js';
 import { validateEnvoy } from './envoy-validator.js';
 
 const KINDS: [keyof XdsResources, string][] = [

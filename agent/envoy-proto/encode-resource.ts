@@ -1,8 +1,8 @@
 // Encodes a proto3 JSON Envoy resource into the bytes of a google.protobuf.Any, using Envoy's own protos.
 import type protobuf from 'protobufjs';
-import { findEnvoyType } from '../core/envoy-protos.js';
-import { typeInfo, type FieldInfo } from '../core/envoy-type-index.js';
-import { parseDuration, parseTimestamp, type WktKind } from '../core/envoy-wkt.js';
+import { findEnvoyType } from './envoy-protos.js';
+import { typeInfo, type FieldInfo } from './envoy-type-index.js';
+import { parseDuration, parseTimestamp, type WktKind } from './envoy-wkt.js';
 
 const TYPE_URL_PREFIX = 'type.googleapis.com/';
 

@@ -118,7 +118,7 @@ export function typeInfo(t: protobuf.Type): TypeInfo {
 }
 
 /** The closest candidate within a typo-sized edit distance, if any (the same rule as document field names). */
-export { didYouMean } from './did-you-mean.js';
+export { didYouMean } from '../core/documents/did-you-mean.js';
 
 let allTypeNames: string[] | undefined;
 

@@ -5,7 +5,7 @@ import { mapRuleIssues, repeatedRuleIssues, valueRuleIssues, type Rules } from '
 import { checkScalar, describeJson } from './envoy-scalars.js';
 import { bareName, didYouMean, messageTypeNames, typeInfo, type FieldInfo } from './envoy-type-index.js';
 import { checkWkt, isPlainObject, wktKind } from './envoy-wkt.js';
-import { re2SyntaxError } from './re2-syntax.js';
+import { re2SyntaxError } from '../core/documents/re2-syntax.js';
 
 /** One problem found in a document; `path` is like `static_resources.clusters[0].name` ('' = the root). */
 export type EnvoyIssue = { path: string; message: string };

@@ -1,14 +1,14 @@
 // Binds health to the registry: each app instance placed on this node is tracked (probes, Docker's health,
 // container events) and registered the moment it turns healthy, deregistered the moment it is not.
-import type { Logger } from './core/clock.js';
-import type { HealthCheck } from './core/model.js';
-import type { ContainerInfo, DockerEvent } from './adapters/docker-observer.js';
-import type { Registry } from './adapters/etcd-registry.js';
+import type { Logger } from '../core/clock.js';
+import type { HealthCheck } from '../core/model/model.js';
+import type { ContainerInfo, DockerEvent } from '../adapters/docker/docker-observer.js';
+import type { Registry } from '../adapters/etcd/etcd-registry.js';
 
 /** The part of the Registry that Registration writes through (a recording fake in unit tests). */
 export type RegistryWriter = Pick<Registry, 'register' | 'deregister'>;
-import type { HealthTracker, TrackedInstance } from './health/health-tracker.js';
-import { instanceKey } from './health/health-tracker.js';
+import type { HealthTracker, TrackedInstance } from './health-tracker.js';
+import { instanceKey } from './health-tracker.js';
 
 export interface AppWorkload {
   service: string;

@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from '../core/clock.js';
-import { createEtcd } from '../adapters/etcd-client.js';
+import { createEtcd } from '../adapters/etcd/etcd-client.js';
 import { etcdResolverClass, type ResolverContext, type ResolverHooks, type ResolverStats } from './etcd-resolver.js';
 
 export { endpointsOf, parseNamingValue, targetKeyPrefix, type ResolverHooks, type ResolverStats } from './etcd-resolver.js';

@@ -8,7 +8,7 @@ import { silentLogger, systemClock } from '../core/clock.js';
 import type { Resource, SnapshotCache, TypeUrl } from './snapshot-cache.js';
 import type { DiscoveryRequest, DiscoveryResponse } from './ads-stream.js';
 import { AdsStream } from './ads-stream.js';
-import { encodeResource } from './encode-resource.js';
+import { encodeResource } from '../envoy-proto/encode-resource.js';
 
 export interface AdsServerOptions {
   cache: SnapshotCache;

@@ -1,11 +1,11 @@
 // Publishes each pass's xDS resources into the snapshot cache: one snapshot per sidecar and proxyless app of
 // this node, a fallback for proxyless clients the agent did not start, and what failed (for the node status).
-import type { Logger } from './core/clock.js';
-import type { Desired, Instance } from './core/model.js';
-import type { XdsResources } from './core/build-xds.js';
-import { buildProxylessResources } from './core/build-xds.js';
-import type { SnapshotCache } from './xds/snapshot-cache.js';
-import type { XdsClientStatus } from './xds/ads-server.js';
+import type { Logger } from '../core/clock.js';
+import type { Desired, Instance } from '../core/model/model.js';
+import type { XdsResources } from '../core/xds/build-xds.js';
+import { buildProxylessResources } from '../core/xds/build-xds.js';
+import type { SnapshotCache } from './snapshot-cache.js';
+import type { XdsClientStatus } from './ads-server.js';
 
 export interface XdsClientSummary {
   connected: boolean;

@@ -1,8 +1,8 @@
 // What the node status says about each sidecar (xDS connection, ACKed versions, last NACK, admin address) and
 // about each container that is not running as it should (state, exit code, restarts, last log lines).
-import type { ContainerInfo, ContainerLogs } from './adapters/docker-observer.js';
-import type { XdsClientSummary } from './xds-publisher.js';
-import { workloadNodeId } from './core/ids.js';
+import type { ContainerInfo, ContainerLogs } from '../adapters/docker/docker-observer.js';
+import type { XdsClientSummary } from './publisher.js';
+import { workloadNodeId } from '../core/model/ids.js';
 
 /** xDS type short names (as XdsPublisher.clientStatus gives them) → the usual discovery service names. */
 const SHORT: Record<string, 'cds' | 'eds' | 'lds' | 'rds'> = { Cluster: 'cds', ClusterLoadAssignment: 'eds', Listener: 'lds', RouteConfiguration: 'rds' };

@@ -6,8 +6,8 @@ import { Agent as HttpAgent } from 'node:http';
 import { join } from 'node:path';
 import { startAgent, type RunningAgent } from '../../agent/agent.js';
 import { silentLogger, systemClock } from '../../agent/core/clock.js';
-import { projectName } from '../../agent/core/ids.js';
-import { createDocker } from '../../agent/adapters/docker.js';
+import { projectName } from '../../agent/core/model/ids.js';
+import { createDocker } from '../../agent/adapters/docker/docker.js';
 import { send } from './http-apps.js';
 import { ROOT } from './paths.js';
 

@@ -2,7 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { envoyIncludeDirs } from '../../agent/xds/ads-server.js';
-import { findEnvoyType } from '../../agent/core/envoy-protos.js';
+import { findEnvoyType } from '../../agent/envoy-proto/envoy-protos.js';
 
 export interface RawResponse {
   version_info: string;

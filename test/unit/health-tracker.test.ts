@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../agent/core/clock.js';
-import type { HealthCheck, HealthTiming } from '../../agent/core/model.js';
+import type { HealthCheck, HealthTiming } from '../../agent/core/model/model.js';
 import { HealthTracker, type HealthState, type TrackedInstance } from '../../agent/health/health-tracker.js';
 import type { ProbedCheck, ProbeResult, ProbeRunner } from '../../agent/health/probes.js';
 import { FakeClock, T0 } from '../helpers/fake-clock.js';

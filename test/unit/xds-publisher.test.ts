@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../agent/core/clock.js';
 import { SnapshotCache } from '../../agent/xds/snapshot-cache.js';
-import { XdsPublisher } from '../../agent/xds-publisher.js';
-import { TYPE } from '../../agent/core/envoy-types.js';
+import { XdsPublisher } from '../../agent/xds/publisher.js';
+import { TYPE } from '../../agent/core/xds/envoy-types.js';
 import { greeterMesh, greeterResources, type EchoServer } from '../helpers/grpc-mesh.js';
 
 const servers = [{ id: 'g1', version: 'v1', port: 50051 }, { id: 'g2', version: 'v2', port: 50052 }] as EchoServer[];

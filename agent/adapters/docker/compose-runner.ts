@@ -1,7 +1,7 @@
 // Runs Docker Compose (the v2 plugin, else docker-compose v1) on the host's project, one call at a time.
 import { dirname } from 'node:path';
 import { execa } from 'execa';
-import { ExternalError, ValidationError } from '../core/errors.js';
+import { ExternalError, ValidationError } from '../../core/errors.js';
 
 export type ComposeFlavour = 'v1' | 'v2';
 export type ComposeMode = 'auto' | ComposeFlavour;

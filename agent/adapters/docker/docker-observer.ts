@@ -1,7 +1,7 @@
 // Reads the host's compose project from the Docker API: its containers, missing images, and a live event feed.
 import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
-import { ExternalError } from '../core/errors.js';
+import { ExternalError } from '../../core/errors.js';
 
 export interface ContainerInfo {
   id: string;

@@ -1,6 +1,6 @@
 // Builds the dockerode client for a DOCKER_HOST address (unix:// or tcp://).
 import Docker from 'dockerode';
-import { ValidationError } from '../core/errors.js';
+import { ValidationError } from '../../core/errors.js';
 
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 

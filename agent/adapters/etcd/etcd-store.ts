@@ -5,16 +5,16 @@ import {
   EtcdAuthenticationFailedError, EtcdPermissionDeniedError, GRPCDeadlineExceededError, GRPCUnavailableError,
   isRecoverableError, type Etcd3, type ICompare, type IRequestOp,
 } from 'etcd3';
-import { createEtcd, type EtcdConnection } from '../adapters/etcd-client.js';
-import { ConflictError, ExternalError, ValidationError } from '../core/errors.js';
-import type { Issue } from '../core/issues.js';
-import { formatIssue } from '../core/issues.js';
-import type { Document } from '../core/model.js';
-import { toDesired } from '../core/documents.js';
-import { fromEtcdEntry } from '../core/etcd-docs.js';
-import { keys, type Keys } from '../core/keys.js';
-import { checkMesh, type MeshOptions } from '../core/validate-mesh.js';
-import { connectionOf, redactUrl, type EtcdFlags } from './etcd-options.js';
+import { createEtcd, type EtcdConnection } from './etcd-client.js';
+import { ConflictError, ExternalError, ValidationError } from '../../core/errors.js';
+import type { Issue } from '../../core/model/issues.js';
+import { formatIssue } from '../../core/model/issues.js';
+import type { Document } from '../../core/model/model.js';
+import { toDesired } from '../../core/documents/documents.js';
+import { fromEtcdEntry } from '../../core/documents/etcd-docs.js';
+import { keys, type Keys } from '../../core/model/keys.js';
+import { checkMesh, type MeshOptions } from '../../core/documents/validate-mesh.js';
+import { connectionOf, redactUrl, type EtcdFlags } from '../../commands/etcd-options.js';
 
 export interface Session {
   etcd: Etcd3;

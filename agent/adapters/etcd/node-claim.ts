@@ -1,8 +1,8 @@
 // One agent per node: `<p>/nodes/<node>/agent` is created under the agent's lease; a second agent is refused.
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
-import { ConflictError } from '../core/errors.js';
-import type { Keys } from '../core/keys.js';
+import { ConflictError } from '../../core/errors.js';
+import type { Keys } from '../../core/model/keys.js';
 
 export interface ClaimValue {
   node: string;

@@ -1,11 +1,11 @@
 // Reads every node's registrations (`<p>/registry/<service>/<version>/<node>`) into Instances for
 // endpoints. Agents of other versions and people with etcdctl write there too: a value that cannot be
 // trusted is skipped with a warning, never a crash.
-import { IssueSink, type Issue } from '../core/issues.js';
-import { formatIssue } from '../core/issues.js';
-import { isIpAddress, readInstance } from '../core/instances.js';
-import { keys } from '../core/keys.js';
-import type { Instance } from '../core/model.js';
+import { IssueSink, type Issue } from '../../core/model/issues.js';
+import { formatIssue } from '../../core/model/issues.js';
+import { isIpAddress, readInstance } from '../../core/documents/instances.js';
+import { keys } from '../../core/model/keys.js';
+import type { Instance } from '../../core/model/model.js';
 
 export type Warn = (msg: string, fields?: Record<string, unknown>) => void;
 

@@ -2,9 +2,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import type { Templates } from '../core/render-node.js';
-import { ValidationError } from '../core/errors.js';
-import { packageRoot } from '../version.js';
+import type { Templates } from '../../core/render/render-node.js';
+import { ValidationError } from '../../core/errors.js';
+import { packageRoot } from '../../version.js';
 
 export const DEFAULT_TEMPLATES_DIR = join(packageRoot(), 'templates');
 

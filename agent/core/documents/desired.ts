@@ -1,6 +1,6 @@
 // From document texts to a checked desired state: strict for operators, lenient for the agent.
-import type { Issue } from './issues.js';
-import type { Desired, Document } from './model.js';
+import type { Issue } from '../model/issues.js';
+import type { Desired, Document } from '../model/model.js';
 import type { SourceText } from './documents.js';
 import { readDocuments, toDesired } from './documents.js';
 import type { MeshOptions } from './validate-mesh.js';

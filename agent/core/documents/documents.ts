@@ -1,8 +1,8 @@
 // Raw documents → typed model: apiVersion/kind dispatch and metadata checks.
-import type { Issue } from './issues.js';
-import { IssueSink } from './issues.js';
-import type { Desired, Document } from './model.js';
-import { SERVICE_NAME } from './model.js';
+import type { Issue } from '../model/issues.js';
+import { IssueSink } from '../model/issues.js';
+import type { Desired, Document } from '../model/model.js';
+import { SERVICE_NAME } from '../model/model.js';
 import type { RawDoc } from './parse-yaml.js';
 import { parseYamlDocuments } from './parse-yaml.js';
 import { at, describe, readMapping, readObject, readString } from './reader.js';

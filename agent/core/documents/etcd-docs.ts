@@ -1,11 +1,11 @@
 // Desired-state documents as stored in etcd: the operator's document in canonical JSON under its kind's key.
-import type { Issue } from './issues.js';
-import type { Document } from './model.js';
+import type { Issue } from '../model/issues.js';
+import type { Document } from '../model/model.js';
 import type { RawDoc } from './parse-yaml.js';
 import { validateDocument } from './documents.js';
-import { canonicalJson } from './canonical.js';
-import type { DesiredKind } from './keys.js';
-import { KIND_OF_DOC, keys, parseDesiredKey } from './keys.js';
+import { canonicalJson } from '../model/canonical.js';
+import type { DesiredKind } from '../model/keys.js';
+import { KIND_OF_DOC, keys, parseDesiredKey } from '../model/keys.js';
 
 /** The key and value `meshlet apply` writes for a raw document that passed validation. */
 export function toEtcdEntry(prefix: string, raw: RawDoc): { key: string; value: string } {

@@ -1,8 +1,8 @@
 // Registered instances as read from a file (meshlet render --instances) or from etcd's registry.
 import { isIP } from 'node:net';
-import type { IssueSink } from './issues.js';
-import type { Instance } from './model.js';
-import { NODE_NAME, SERVICE_NAME, VERSION_NAME } from './model.js';
+import type { IssueSink } from '../model/issues.js';
+import type { Instance } from '../model/model.js';
+import { NODE_NAME, SERVICE_NAME, VERSION_NAME } from '../model/model.js';
 import { at, readInt, readObject, readString } from './reader.js';
 
 export function readInstance(sink: IssueSink, value: unknown, path: string): Instance | undefined {

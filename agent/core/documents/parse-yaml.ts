@@ -1,7 +1,7 @@
 // Multi-document YAML → raw documents, with limits: size, aliases, duplicate keys.
 import type { Document as YamlDocument, YAMLError } from 'yaml';
 import { isMap, isNode, isScalar, isSeq, parseAllDocuments } from 'yaml';
-import type { Issue, DocRef } from './issues.js';
+import type { Issue, DocRef } from '../model/issues.js';
 import { at } from './reader.js';
 
 export const MAX_FILE_BYTES = 4 * 1024 * 1024;

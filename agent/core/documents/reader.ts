@@ -1,5 +1,5 @@
 // Typed reads of parsed YAML that report what was expected, at which path, instead of throwing.
-import type { IssueSink } from './issues.js';
+import type { IssueSink } from '../model/issues.js';
 import { suggestion } from './did-you-mean.js';
 import { parseDuration } from './duration.js';
 

@@ -1,11 +1,11 @@
 // Checks the documents as a set: references between them, and host ports on every node.
-import type { Issue } from './issues.js';
-import { claimOrder } from './issues.js';
-import type { Desired, Document, Service, VirtualService } from './model.js';
-import { placedOn } from './model.js';
+import type { Issue } from '../model/issues.js';
+import { claimOrder } from '../model/issues.js';
+import type { Desired, Document, Service, VirtualService } from '../model/model.js';
+import { placedOn } from '../model/model.js';
 import { at } from './reader.js';
 import { suggestion } from './did-you-mean.js';
-import { subsetsOf } from './subsets.js';
+import { subsetsOf } from '../xds/subsets.js';
 
 export interface MeshOptions {
   /** The agent's xDS port, which no app or proxy port may take. */

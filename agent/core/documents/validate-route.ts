@@ -1,7 +1,7 @@
 // Validates an Istio VirtualService (networking.istio.io v1, v1beta1, v1alpha3) into meshlet's route model.
-import type { IssueSink } from './issues.js';
-import type { Destination, HeaderOps, HttpMatch, HttpRoute, StringMatch, TcpRoute, VirtualService } from './model.js';
-import { SERVICE_NAME } from './model.js';
+import type { IssueSink } from '../model/issues.js';
+import type { Destination, HeaderOps, HttpMatch, HttpRoute, StringMatch, TcpRoute, VirtualService } from '../model/model.js';
+import { SERVICE_NAME } from '../model/model.js';
 import type { Obj } from './reader.js';
 import { at, describe, readDuration, readInt, readList, readMapping, readNumber, readObject, readString, readStringList } from './reader.js';
 import { re2SyntaxError } from './re2-syntax.js';

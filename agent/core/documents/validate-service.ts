@@ -1,7 +1,7 @@
 // Validates one meshlet Service document field by field and returns the model.
-import type { IssueSink } from './issues.js';
-import type { HealthCheck, HealthTiming, Service, Upstream, Version, Protocol, UpstreamMode } from './model.js';
-import { ENV_NAME, PROTOCOLS, SERVICE_NAME, UPSTREAM_MODES, VERSION_NAME } from './model.js';
+import type { IssueSink } from '../model/issues.js';
+import type { HealthCheck, HealthTiming, Service, Upstream, Version, Protocol, UpstreamMode } from '../model/model.js';
+import { ENV_NAME, PROTOCOLS, SERVICE_NAME, UPSTREAM_MODES, VERSION_NAME } from '../model/model.js';
 import type { Obj } from './reader.js';
 import { at, describe, readDuration, readMapping, readInt, readNumber, readObject, readString, readStringList, readList } from './reader.js';
 

@@ -1,7 +1,7 @@
 // Validates an Istio DestinationRule into subsets (by the `version` label) and traffic policies.
-import type { IssueSink } from './issues.js';
-import type { DestinationRule, LbPolicy, Subset, TrafficPolicy } from './model.js';
-import { SERVICE_NAME, VERSION_NAME } from './model.js';
+import type { IssueSink } from '../model/issues.js';
+import type { DestinationRule, LbPolicy, Subset, TrafficPolicy } from '../model/model.js';
+import { SERVICE_NAME, VERSION_NAME } from '../model/model.js';
 import type { Obj } from './reader.js';
 import { at, describe, readDuration, readInt, readList, readMapping, readObject, readString } from './reader.js';
 import { readExportTo } from './validate-route.js';

@@ -1,6 +1,6 @@
 // Which app containers (and so sidecars) run on a node.
-import type { Desired, Service, Version } from './model.js';
-import { placedOn, workloadName } from './model.js';
+import type { Desired, Service, Version } from '../model/model.js';
+import { placedOn, workloadName } from '../model/model.js';
 
 export interface Workload {
   name: string;

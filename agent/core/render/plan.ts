@@ -1,11 +1,11 @@
 // One pass's plan, pure: from the desired state and what Docker shows, the files to write and whether compose must run.
-import type { Issue } from './issues.js';
-import type { Desired, HealthCheck, Instance } from './model.js';
+import type { Issue } from '../model/issues.js';
+import type { Desired, HealthCheck, Instance } from '../model/model.js';
 import { workloadsOn } from './placement.js';
 import type { NodeOptions, NodeRender, Templates } from './render-node.js';
 import { renderNode } from './render-node.js';
 import { COMPOSE_FILE, renderFiles } from './render-files.js';
-import { contentHash } from './canonical.js';
+import { contentHash } from '../model/canonical.js';
 
 /** What Docker shows of one container of the node's project. */
 export interface ObservedContainer {

@@ -1,7 +1,7 @@
 // Renders each sidecar's Envoy bootstrap and each proxyless app's gRPC xDS bootstrap.
 import type { Workload } from './placement.js';
 import { deepMerge } from './merge.js';
-import { xdsNodeId } from './ids.js';
+import { xdsNodeId } from '../model/ids.js';
 
 export const XDS_CLUSTER = 'meshlet_xds';
 

@@ -1,9 +1,9 @@
 // Renders the host's docker-compose project: one app container and one Envoy sidecar per placed version.
-import type { Upstream } from './model.js';
+import type { Upstream } from '../model/model.js';
 import type { Workload } from './placement.js';
 import { deepMerge } from './merge.js';
-import { composeDuration } from './duration.js';
-import { ENVOY_CONFIG_IN_CONTAINER, SIDECAR_SUFFIX, XDS_BOOTSTRAP_IN_CONTAINER } from './ids.js';
+import { composeDuration } from '../documents/duration.js';
+import { ENVOY_CONFIG_IN_CONTAINER, SIDECAR_SUFFIX, XDS_BOOTSTRAP_IN_CONTAINER } from '../model/ids.js';
 
 export interface ComposeOptions {
   node: string;

@@ -1,7 +1,7 @@
 // Serialises a node's render into file contents (relative path → text); pure and byte-for-byte deterministic.
 import { toYaml } from './yaml-emit.js';
 import type { NodeRender } from './render-node.js';
-import { contentHash } from './canonical.js';
+import { contentHash } from '../model/canonical.js';
 
 export const COMPOSE_FILE = 'docker-compose.yml';
 

@@ -1,18 +1,18 @@
 // Everything one node runs, rendered as values: the compose project, bootstraps and each client's xDS resources.
-import type { Issue } from './issues.js';
-import type { Desired, Instance } from './model.js';
+import type { Issue } from '../model/issues.js';
+import type { Desired, Instance } from '../model/model.js';
 import type { ComposeFile, ComposeOptions } from './render-compose.js';
 import { renderCompose } from './render-compose.js';
 import { renderSidecarBootstrap, renderXdsBootstrap } from './render-bootstrap.js';
-import type { XdsResources } from './build-xds.js';
-import { buildProxylessResources, buildSidecarResources } from './build-xds.js';
-import type { EndpointWarning } from './build-clusters.js';
+import type { XdsResources } from '../xds/build-xds.js';
+import { buildProxylessResources, buildSidecarResources } from '../xds/build-xds.js';
+import type { EndpointWarning } from '../xds/build-clusters.js';
 import type { PortRange } from './admin-ports.js';
 import { allocateAdminPorts } from './admin-ports.js';
 import { portsInUse, workloadsOn } from './placement.js';
-import { SIDECAR_SUFFIX, xdsNodeId } from './ids.js';
-import { contentHash } from './canonical.js';
-import type { Json } from './envoy-types.js';
+import { SIDECAR_SUFFIX, xdsNodeId } from '../model/ids.js';
+import { contentHash } from '../model/canonical.js';
+import type { Json } from '../xds/envoy-types.js';
 
 export interface Templates {
   composeApp: Json;

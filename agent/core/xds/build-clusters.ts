@@ -1,8 +1,8 @@
 // Envoy clusters (EDS, one per subset or per whole service) and their endpoint assignments.
 import { isIP } from 'node:net';
-import type { Desired, Instance, Protocol, Service, TrafficPolicy } from './model.js';
+import type { Desired, Instance, Protocol, Service, TrafficPolicy } from '../model/model.js';
 import { policyOf, subsetsOf } from './subsets.js';
-import { envoyDuration } from './duration.js';
+import { envoyDuration } from '../documents/duration.js';
 import type { Json } from './envoy-types.js';
 import { ADS_SOURCE, TYPE, socketAddress } from './envoy-types.js';
 

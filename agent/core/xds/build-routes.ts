@@ -1,7 +1,7 @@
 // Translates a VirtualService (or its absence) into an Envoy RouteConfiguration for one upstream service.
-import type { Destination, HeaderOps, HttpMatch, HttpRoute, StringMatch, VirtualService } from './model.js';
-import { GRPC_STATUS_NAMES } from './validate-route.js';
-import { envoyDuration } from './duration.js';
+import type { Destination, HeaderOps, HttpMatch, HttpRoute, StringMatch, VirtualService } from '../model/model.js';
+import { GRPC_STATUS_NAMES } from '../documents/validate-route.js';
+import { envoyDuration } from '../documents/duration.js';
 import type { Json } from './envoy-types.js';
 import { TYPE, fractionalPercent } from './envoy-types.js';
 

@@ -1,6 +1,6 @@
 // The xDS resources one client needs: a sidecar's outbound listeners, or a proxyless gRPC app's API listeners.
-import type { Desired, Instance, Service, VirtualService } from './model.js';
-import type { Workload } from './placement.js';
+import type { Desired, Instance, Service, VirtualService } from '../model/model.js';
+import type { Workload } from '../render/placement.js';
 import type { EndpointWarning } from './build-clusters.js';
 import { buildCluster, buildEndpoints, resolveCluster } from './build-clusters.js';
 import { FAULT_FILTER, buildRouteConfig, referencedClusters, weighted } from './build-routes.js';

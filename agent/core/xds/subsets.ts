@@ -1,5 +1,5 @@
 // The subsets of a service: its DestinationRule's, or one implicit subset per version.
-import type { Desired, Service, TrafficPolicy } from './model.js';
+import type { Desired, Service, TrafficPolicy } from '../model/model.js';
 
 export interface ResolvedSubset {
   name: string;
