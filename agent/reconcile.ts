@@ -2,7 +2,8 @@
 import { join } from 'node:path';
 import type { Issue } from './core/model/issues.js';
 import type { Document, Instance } from './core/model/model.js';
-import type { Clock, Logger } from './core/clock.js';
+import type { Clock } from './core/clock.js';
+import type { Logger } from './core/logger.js';
 import { backoffMs } from './core/clock.js';
 import type { Templates } from './core/render/render-node.js';
 import type { Observed, Plan } from './core/render/plan.js';

@@ -2,7 +2,8 @@
 import { networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { startAgent } from '../agent.js';
-import { jsonLogger, systemClock } from '../core/clock.js';
+import { systemClock } from '../core/clock.js';
+import { jsonLogger } from '../core/logger.js';
 import { ValidationError } from '../core/errors.js';
 import type { Issue } from '../core/model/issues.js';
 import { NODE_NAME } from '../core/model/model.js';

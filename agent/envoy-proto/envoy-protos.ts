@@ -1,9 +1,10 @@
 // Loads Envoy's own .proto files (shipped by @grpc/grpc-js-xds) into one cached protobufjs Root.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, isAbsolute, join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type protobuf from 'protobufjs';
+import { envoyIncludeDirs } from './include-dirs.js';
 
 const require = createRequire(import.meta.url);
 
@@ -51,11 +52,6 @@ export interface EnvoyProtos {
 
 let cached: EnvoyProtos | undefined;
 
-// Search order for imports: Envoy API first, then xds/udpa, googleapis, PGV.
-function searchDirs(): string[] {
-  const pkgDir = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
-  return ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(pkgDir, 'deps', d));
-}
 
 // descriptor.proto is not in the deps folders; protobufjs ships it as JSON.
 function registerDescriptor(): void {
@@ -67,7 +63,7 @@ export function loadEnvoyProtos(): EnvoyProtos {
   if (cached) return cached;
   const t0 = performance.now();
   registerDescriptor();
-  const dirs = searchDirs();
+  const dirs = envoyIncludeDirs();
   const missingImports: string[] = [];
   const root = new (protobufjs().Root)();
   root.resolvePath = (_origin: string, target: string): string | null => {

@@ -1,6 +1,6 @@
 // Binds health to the registry: each app instance placed on this node is tracked (probes, Docker's health,
 // container events) and registered the moment it turns healthy, deregistered the moment it is not.
-import type { Logger } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
 import type { HealthCheck } from '../core/model/model.js';
 import type { ContainerInfo, DockerEvent } from '../adapters/docker/docker-observer.js';
 import type { Registry } from '../adapters/etcd/etcd-registry.js';

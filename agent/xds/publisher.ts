@@ -1,6 +1,6 @@
 // Publishes each pass's xDS resources into the snapshot cache: one snapshot per sidecar and proxyless app of
 // this node, a fallback for proxyless clients the agent did not start, and what failed (for the node status).
-import type { Logger } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
 import type { Desired, Instance } from '../core/model/model.js';
 import type { XdsResources } from '../core/xds/build-xds.js';
 import { buildProxylessResources } from '../core/xds/build-xds.js';

@@ -1,7 +1,8 @@
 // Registration latency (health verdict → key visible in etcd, and back), and an idle node's etcd writes
 // per minute with 200 registered instances (target: keepalives only, which are not writes).
 import { Etcd3 } from 'etcd3';
-import { silentLogger, systemClock } from '../../agent/core/clock.js';
+import { systemClock } from '../../agent/core/clock.js';
+import { silentLogger } from '../../agent/core/logger.js';
 import { keys } from '../../agent/core/model/keys.js';
 import { createEtcd } from '../../agent/adapters/etcd/etcd-client.js';
 import { NodeLease } from '../../agent/adapters/etcd/etcd-lease.js';

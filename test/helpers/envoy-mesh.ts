@@ -9,7 +9,7 @@ import { renderNode, type NodeRender } from '../../agent/core/render/render-node
 import { xdsNodeId } from '../../agent/core/model/ids.js';
 import { contentHash } from '../../agent/core/model/canonical.js';
 import { TYPE } from '../../agent/core/xds/envoy-types.js';
-import { silentLogger } from '../../agent/core/clock.js';
+import { silentLogger } from '../../agent/core/logger.js';
 import { loadTemplates } from '../../agent/adapters/files/templates.js';
 import { SnapshotCache } from '../../agent/xds/snapshot-cache.js';
 import { AdsServer, type AdsEvent } from '../../agent/xds/ads-server.js';

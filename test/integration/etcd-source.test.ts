@@ -9,7 +9,8 @@ import { spawn } from 'node:child_process';
 import type { Etcd3 } from 'etcd3';
 import { createEtcd } from '../../agent/adapters/etcd/etcd-client.js';
 import { EtcdDesiredSource, type SourceState } from '../../agent/adapters/etcd/etcd-source.js';
-import { systemClock, type Logger } from '../../agent/core/clock.js';
+import { systemClock } from '../../agent/core/clock.js';
+import { type Logger } from '../../agent/core/logger.js';
 import { freePort, startEtcd, type TestEtcd } from '../helpers/etcd.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 

@@ -3,7 +3,7 @@
 // resources for the services they name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { silentLogger } from '../../agent/core/clock.js';
+import { silentLogger } from '../../agent/core/logger.js';
 import { SnapshotCache } from '../../agent/xds/snapshot-cache.js';
 import { XdsPublisher } from '../../agent/xds/publisher.js';
 import { TYPE } from '../../agent/core/xds/envoy-types.js';

@@ -2,7 +2,8 @@
 // etcd3's own Lease cannot adopt an existing id and reports loss late (2×TTL), so this talks to the Lease RPCs directly.
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
-import type { Clock, Logger } from '../../core/clock.js';
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/logger.js';
 import { backoffMs } from '../../core/clock.js';
 
 export type LeaseState = 'granting' | 'alive' | 'lost' | 'stopped';

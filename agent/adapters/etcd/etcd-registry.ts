@@ -5,7 +5,8 @@
 //   <p>/naming/<service>/<address:port>      {"Op":0,"Addr":…,"Metadata":{…}}  (etcd's gRPC naming format)
 // A failed write is retried with capped backoff until etcd answers; nothing is lost meanwhile.
 import type { Etcd3, IRequestOp } from 'etcd3';
-import type { Clock, Logger } from '../../core/clock.js';
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/logger.js';
 import { backoffMs } from '../../core/clock.js';
 import { keys, type Keys } from '../../core/model/keys.js';
 import type { Instance } from '../../core/model/model.js';

@@ -2,7 +2,8 @@
 // tracked here: on any disconnect, error or compaction the watch is cancelled and a fresh snapshot taken,
 // because etcd3's own resume restarts from the server's current revision and can skip a backlog for good.
 import type { Etcd3, Watcher } from 'etcd3';
-import type { Clock, Logger } from '../../core/clock.js';
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/logger.js';
 import { backoffMs } from '../../core/clock.js';
 
 export interface DesiredEntry {

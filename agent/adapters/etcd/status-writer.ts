@@ -1,6 +1,6 @@
 // `<p>/nodes/<node>/status` under the node's lease, written only when its content changes (an idle agent writes nothing).
 import type { Etcd3 } from 'etcd3';
-import type { Logger } from '../../core/clock.js';
+import type { Logger } from '../../core/logger.js';
 import { canonicalJson } from '../../core/model/canonical.js';
 
 export interface NodeStatus {
