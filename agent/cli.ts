@@ -1,7 +1,7 @@
 // The meshlet command line; the one place where errors become exit codes.
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MeshletError, ValidationError, ConflictError } from './core/errors.js';
-import { DEFAULT_ADMIN_PORTS, type PortRange } from './core/admin-ports.js';
+import { DEFAULT_ADMIN_PORTS, type PortRange } from './core/render/admin-ports.js';
 import { meshletVersion } from './version.js';
 import { addEtcdOptions } from './commands/etcd-options.js';
 
@@ -68,7 +68,7 @@ export function buildProgram(log: (line: string) => void, warn: (line: string) =
       .option('--resync-interval <seconds>', 'drift check period', intOption(1, 86400), 30)
       .option('--log-level <level>', 'info | debug', 'info'),
   ).action(async (opts) => {
-    const { agentCommand } = await import('./commands/agent.js');
+    const { agentCommand } = await import('./commands/run-agent.js');
     await agentCommand(opts);
   });
 

@@ -1,21 +1,22 @@
 // The agent's loop: for every batch of triggers, observe → plan (pure) → execute → report.
 import { join } from 'node:path';
-import type { Issue } from './core/issues.js';
-import type { Document, Instance } from './core/model.js';
-import type { Clock, Logger } from './core/clock.js';
+import type { Issue } from './core/model/issues.js';
+import type { Document, Instance } from './core/model/model.js';
+import type { Clock } from './core/clock.js';
+import type { Logger } from './core/logger.js';
 import { backoffMs } from './core/clock.js';
-import type { Templates } from './core/render-node.js';
-import type { Observed, Plan } from './core/plan.js';
-import { composeReasonFor, planRender } from './core/plan.js';
-import { acceptValid } from './core/desired.js';
-import { fromEtcdEntry } from './core/etcd-docs.js';
-import type { PortRange } from './core/admin-ports.js';
+import type { Templates } from './core/render/render-node.js';
+import type { Observed, Plan } from './core/render/plan.js';
+import { composeReasonFor, planRender } from './core/render/plan.js';
+import { acceptValid } from './core/documents/desired.js';
+import { fromEtcdEntry } from './core/documents/etcd-docs.js';
+import type { PortRange } from './core/render/admin-ports.js';
 import { ExternalError } from './core/errors.js';
-import type { DesiredSource } from './adapters/etcd-source.js';
-import type { ComposeRunner } from './adapters/compose-runner.js';
-import type { ContainerInfo, DockerObserver } from './adapters/docker-observer.js';
-import type { AgentState, StateStore } from './adapters/state-store.js';
-import { readIfExists, syncFiles, writeAtomic } from './adapters/file-store.js';
+import type { DesiredSource } from './adapters/etcd/etcd-source.js';
+import type { ComposeRunner } from './adapters/docker/compose-runner.js';
+import type { ContainerInfo, DockerObserver } from './adapters/docker/docker-observer.js';
+import type { AgentState, StateStore } from './adapters/files/state-store.js';
+import { readIfExists, syncFiles, writeAtomic } from './adapters/files/file-store.js';
 import { Triggers } from './triggers.js';
 
 export const COMPOSE_PATH = 'compose/docker-compose.yml';

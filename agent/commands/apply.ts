@@ -1,13 +1,13 @@
 // meshlet apply: documents from files → etcd, checked alone and together with what etcd holds, written in
 // one transaction that lands only if the desired state did not change since it was read.
-import type { Issue } from '../core/issues.js';
-import type { Document } from '../core/model.js';
-import { parseYamlDocuments } from '../core/parse-yaml.js';
-import { validateDocument } from '../core/documents.js';
-import { toEtcdEntry } from '../core/etcd-docs.js';
+import type { Issue } from '../core/model/issues.js';
+import type { Document } from '../core/model/model.js';
+import { parseYamlDocuments } from '../core/documents/parse-yaml.js';
+import { validateDocument } from '../core/documents/documents.js';
+import { toEtcdEntry } from '../core/documents/etcd-docs.js';
 import { ValidationError } from '../core/errors.js';
 import type { EtcdFlags } from './etcd-options.js';
-import { checkChange, commitGuarded, readDesired, untilStable, warnStored, withEtcd, type DesiredSnapshot } from './etcd-store.js';
+import { checkChange, commitGuarded, readDesired, untilStable, warnStored, withEtcd, type DesiredSnapshot } from '../adapters/etcd/etcd-store.js';
 import { readSources } from './inputs.js';
 
 export interface ApplyArgs extends EtcdFlags {

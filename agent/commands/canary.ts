@@ -1,17 +1,17 @@
 // meshlet route / promote / rollback: canary shifts on the catch-all (last) route of a service's
 // VirtualService. The new document is checked like any other, and written by compare-and-swap on the route
 // key together with the weights it replaces, which `rollback` restores.
-import type { Issue } from '../core/issues.js';
-import type { Service, VirtualService } from '../core/model.js';
-import type { RawDoc } from '../core/parse-yaml.js';
-import { validateDocument, toDesired } from '../core/documents.js';
-import { canonicalJson } from '../core/canonical.js';
-import { subsetsOf } from '../core/subsets.js';
-import { suggestion } from '../core/did-you-mean.js';
+import type { Issue } from '../core/model/issues.js';
+import type { Service, VirtualService } from '../core/model/model.js';
+import type { RawDoc } from '../core/documents/parse-yaml.js';
+import { validateDocument, toDesired } from '../core/documents/documents.js';
+import { canonicalJson } from '../core/model/canonical.js';
+import { subsetsOf } from '../core/xds/subsets.js';
+import { suggestion } from '../core/documents/did-you-mean.js';
 import { ConflictError, ValidationError } from '../core/errors.js';
 import type { ICompare } from 'etcd3';
 import type { EtcdFlags } from './etcd-options.js';
-import { checkChange, commitGuarded, modRevisionOf, readDesired, sameMod, untilStable, withEtcd, type DesiredSnapshot, type Session } from './etcd-store.js';
+import { checkChange, commitGuarded, modRevisionOf, readDesired, sameMod, untilStable, withEtcd, type DesiredSnapshot, type Session } from '../adapters/etcd/etcd-store.js';
 
 export interface CanaryArgs extends EtcdFlags {
   service: string;

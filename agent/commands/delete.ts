@@ -1,11 +1,11 @@
 // meshlet delete: removes one desired document, refusing when others still refer to it (unless --force).
-import type { DesiredKind } from '../core/keys.js';
-import { formatIssue } from '../core/issues.js';
+import type { DesiredKind } from '../core/model/keys.js';
+import { formatIssue } from '../core/model/issues.js';
 import { ConflictError, ValidationError } from '../core/errors.js';
-import { suggestion } from '../core/did-you-mean.js';
-import { parseDesiredKey } from '../core/keys.js';
+import { suggestion } from '../core/documents/did-you-mean.js';
+import { parseDesiredKey } from '../core/model/keys.js';
 import type { EtcdFlags } from './etcd-options.js';
-import { checkChange, commitGuarded, modRevisionOf, readDesired, sameMod, untilStable, withEtcd } from './etcd-store.js';
+import { checkChange, commitGuarded, modRevisionOf, readDesired, sameMod, untilStable, withEtcd } from '../adapters/etcd/etcd-store.js';
 
 export const DELETE_KINDS: Record<string, DesiredKind> = { service: 'services', services: 'services', route: 'routes', routes: 'routes', subset: 'subsets', subsets: 'subsets' };
 const KIND_WORD: Record<DesiredKind, string> = { services: 'Service', routes: 'VirtualService', subsets: 'DestinationRule' };

@@ -1,10 +1,10 @@
 // meshlet drain / undrain: a persistent mark the node's agent watches; drained, it deregisters everything
 // and registers nothing until undrained. The containers keep running.
 import { hostname, userInfo } from 'node:os';
-import { NODE_NAME } from '../core/model.js';
+import { NODE_NAME } from '../core/model/model.js';
 import { ValidationError } from '../core/errors.js';
 import type { EtcdFlags } from './etcd-options.js';
-import { withEtcd } from './etcd-store.js';
+import { withEtcd } from '../adapters/etcd/etcd-store.js';
 
 export async function drainCommand(args: EtcdFlags & { node: string; undo: boolean }, out: (l: string) => void): Promise<void> {
   if (!NODE_NAME.test(args.node)) {

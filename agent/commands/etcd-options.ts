@@ -1,9 +1,9 @@
 // The etcd connection flags every etcd command takes, and their check. Light on purpose: cli.ts imports
 // this while building the program, so nothing here may load etcd3 or gRPC (CLI cold start).
 import { Option, type Command } from 'commander';
-import type { EtcdConnection } from '../adapters/etcd-client.js';
+import type { EtcdConnection } from '../adapters/etcd/etcd-client.js';
 import { ValidationError } from '../core/errors.js';
-import type { Issue } from '../core/issues.js';
+import type { Issue } from '../core/model/issues.js';
 
 export const DEFAULT_ETCD = 'http://127.0.0.1:2379';
 export const DEFAULT_PREFIX = '/meshlet';

@@ -1,14 +1,14 @@
 // meshlet get: what etcd holds, as a table for people or as the stored documents (YAML, JSON) for tools.
-import type { Issue } from '../core/issues.js';
-import { formatIssue } from '../core/issues.js';
-import type { DestinationRule, Destination, Document, Service, VirtualService } from '../core/model.js';
-import type { DesiredKind } from '../core/keys.js';
-import { parseDesiredKey } from '../core/keys.js';
-import { fromEtcdEntry } from '../core/etcd-docs.js';
+import type { Issue } from '../core/model/issues.js';
+import { formatIssue } from '../core/model/issues.js';
+import type { DestinationRule, Destination, Document, Service, VirtualService } from '../core/model/model.js';
+import type { DesiredKind } from '../core/model/keys.js';
+import { parseDesiredKey } from '../core/model/keys.js';
+import { fromEtcdEntry } from '../core/documents/etcd-docs.js';
 import { ValidationError } from '../core/errors.js';
-import { toYaml } from '../core/yaml-emit.js';
+import { toYaml } from '../core/render/yaml-emit.js';
 import type { EtcdFlags } from './etcd-options.js';
-import { readPrefix, withEtcd, type Session, type StoredEntry } from './etcd-store.js';
+import { readPrefix, withEtcd, type Session, type StoredEntry } from '../adapters/etcd/etcd-store.js';
 
 export const GET_WHAT = ['services', 'routes', 'subsets', 'nodes', 'instances'] as const;
 export type GetWhat = (typeof GET_WHAT)[number];

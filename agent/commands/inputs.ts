@@ -1,8 +1,8 @@
 // Reading operator files for the CLI: size checked before reading, missing files reported like any bad input.
 import { readFile, stat } from 'node:fs/promises';
-import type { SourceText } from '../core/documents.js';
-import type { Issue } from '../core/issues.js';
-import { MAX_FILE_BYTES, tooLargeMessage } from '../core/parse-yaml.js';
+import type { SourceText } from '../core/documents/documents.js';
+import type { Issue } from '../core/model/issues.js';
+import { MAX_FILE_BYTES, tooLargeMessage } from '../core/documents/parse-yaml.js';
 
 export async function readSources(paths: string[], issues: Issue[]): Promise<SourceText[]> {
   const out: SourceText[] = [];

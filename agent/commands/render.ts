@@ -2,20 +2,20 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import type { Issue } from '../core/issues.js';
-import { IssueSink } from '../core/issues.js';
-import type { Instance } from '../core/model.js';
-import { NODE_NAME } from '../core/model.js';
-import { loadDesired } from '../core/desired.js';
-import { renderNode } from '../core/render-node.js';
-import { renderFiles } from '../core/render-files.js';
-import { readInstance } from '../core/instances.js';
-import { contentHash } from '../core/canonical.js';
+import type { Issue } from '../core/model/issues.js';
+import { IssueSink } from '../core/model/issues.js';
+import type { Instance } from '../core/model/model.js';
+import { NODE_NAME } from '../core/model/model.js';
+import { loadDesired } from '../core/documents/desired.js';
+import { renderNode } from '../core/render/render-node.js';
+import { renderFiles } from '../core/render/render-files.js';
+import { readInstance } from '../core/documents/instances.js';
+import { contentHash } from '../core/model/canonical.js';
 import { ValidationError } from '../core/errors.js';
-import type { PortRange } from '../core/admin-ports.js';
-import { checkNodeEnvoy } from '../core/check-envoy.js';
-import { loadTemplates } from '../adapters/templates.js';
-import { syncFiles } from '../adapters/file-store.js';
+import type { PortRange } from '../core/render/admin-ports.js';
+import { checkNodeEnvoy } from '../envoy-proto/check-envoy.js';
+import { loadTemplates } from '../adapters/files/templates.js';
+import { syncFiles } from '../adapters/files/file-store.js';
 import { readSources } from './inputs.js';
 
 export interface RenderArgs {

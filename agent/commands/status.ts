@@ -1,13 +1,13 @@
 // meshlet status: one view of the nodes (lease, drain, revisions, last apply, sidecars) and of the instances
 // (healthy registered / placed, per service and version).
 import { stringify } from 'yaml';
-import { placedOn } from '../core/model.js';
+import { placedOn } from '../core/model/model.js';
 import { ValidationError } from '../core/errors.js';
-import { toDesired } from '../core/documents.js';
-import { instancesFromRegistry } from '../adapters/registry-reader.js';
-import type { ContainerProblem } from '../sidecar-status.js';
+import { toDesired } from '../core/documents/documents.js';
+import { instancesFromRegistry } from '../adapters/etcd/registry-reader.js';
+import type { ContainerProblem } from '../xds/sidecar-status.js';
 import type { EtcdFlags } from './etcd-options.js';
-import { readDesired, readPrefix, withEtcd } from './etcd-store.js';
+import { readDesired, readPrefix, withEtcd } from '../adapters/etcd/etcd-store.js';
 
 export interface StatusArgs extends EtcdFlags {
   node?: string;

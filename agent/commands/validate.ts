@@ -1,6 +1,6 @@
 // meshlet validate: checks documents offline, every file and every node, and prints what they hold.
-import type { Issue } from '../core/issues.js';
-import { loadDesired } from '../core/desired.js';
+import type { Issue } from '../core/model/issues.js';
+import { loadDesired } from '../core/documents/desired.js';
 import { ValidationError } from '../core/errors.js';
 import { readSources } from './inputs.js';
 

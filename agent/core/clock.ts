@@ -1,4 +1,4 @@
-// Time and logging are injected (STYLE 5): tests pass fakes, the agent passes these.
+// Time is injected (STYLE 5): tests pass a fake clock, the agent passes systemClock.
 
 export interface Clock {
   now(): number;
@@ -19,21 +19,6 @@ export const systemClock: Clock = {
       signal?.addEventListener('abort', done, { once: true });
     }),
 };
-
-export interface Logger {
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-  debug(msg: string, fields?: Record<string, unknown>): void;
-}
-
-/** One JSON object per line on stderr (journald keeps it as is). */
-export function jsonLogger(level: 'debug' | 'info' = 'info', write: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Logger {
-  const emit = (lvl: string) => (msg: string, fields: Record<string, unknown> = {}) => write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...fields }));
-  return { info: emit('info'), warn: emit('warn'), error: emit('error'), debug: level === 'debug' ? emit('debug') : () => {} };
-}
-
-export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
 
 /** Capped exponential backoff: 200 ms, 400 ms, … up to `maxMs`. */
 export function backoffMs(attempt: number, maxMs = 10_000, baseMs = 200): number {

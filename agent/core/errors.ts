@@ -1,6 +1,6 @@
 // The one error hierarchy. cli.ts alone turns these into exit codes.
-import type { Issue } from './issues.js';
-import { formatIssues } from './issues.js';
+import type { Issue } from './model/issues.js';
+import { formatIssues } from './model/issues.js';
 
 export class MeshletError extends Error {
   readonly recoverable: boolean;

@@ -2,8 +2,9 @@
 // container does not run. Docker's semantics for interval, timeout, retries and start period; http, tcp
 // and grpc checks are probed here on the injected clock, an exec check is Docker's own (its verdict is
 // authoritative), and an instance without a check is healthy as soon as it runs.
-import type { Clock, Logger } from '../core/clock.js';
-import type { HealthCheck } from '../core/model.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { HealthCheck } from '../core/model/model.js';
 import type { ProbedCheck, ProbeResult, ProbeRunner } from './probes.js';
 
 export type HealthState = 'starting' | 'healthy' | 'unhealthy' | 'stopped';

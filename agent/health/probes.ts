@@ -3,7 +3,7 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import type { HealthCheck } from '../core/model.js';
+import type { HealthCheck } from '../core/model/model.js';
 
 export interface ProbeResult {
   ok: boolean;

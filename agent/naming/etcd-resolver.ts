@@ -8,7 +8,7 @@
 // fresh listing whenever its watch errs, disconnects or is cancelled by a compaction.
 import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
-import type { Logger } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
 import { backoffMs, systemClock } from '../core/clock.js';
 
 type GrpcUri = grpc.experimental.GrpcUri;

@@ -4,8 +4,8 @@
 //   new grpc.Client(process.env.RATINGS_ADDR!, creds, { 'grpc.service_config': '{"loadBalancingConfig":[{"round_robin":{}}]}' });
 import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
-import type { Logger } from '../core/clock.js';
-import { createEtcd } from '../adapters/etcd-client.js';
+import type { Logger } from '../core/logger.js';
+import { createEtcd } from '../adapters/etcd/etcd-client.js';
 import { etcdResolverClass, type ResolverContext, type ResolverHooks, type ResolverStats } from './etcd-resolver.js';
 
 export { endpointsOf, parseNamingValue, targetKeyPrefix, type ResolverHooks, type ResolverStats } from './etcd-resolver.js';

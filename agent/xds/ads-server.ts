@@ -1,14 +1,15 @@
 // Envoy's Aggregated Discovery Service (state of the world, v3) over gRPC on loopback, serving a SnapshotCache.
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { Clock, Logger } from '../core/clock.js';
-import { silentLogger, systemClock } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import { systemClock } from '../core/clock.js';
+import { silentLogger } from '../core/logger.js';
 import type { Resource, SnapshotCache, TypeUrl } from './snapshot-cache.js';
 import type { DiscoveryRequest, DiscoveryResponse } from './ads-stream.js';
 import { AdsStream } from './ads-stream.js';
-import { encodeResource } from './encode-resource.js';
+import { encodeResource } from '../envoy-proto/encode-resource.js';
+import { envoyIncludeDirs } from '../envoy-proto/include-dirs.js';
 
 export interface AdsServerOptions {
   cache: SnapshotCache;
@@ -208,10 +209,4 @@ export function adsService(): grpc.ServiceDefinition {
   const loaded = grpc.loadPackageDefinition(pkg) as unknown as { envoy: { service: { discovery: { v3: { AggregatedDiscoveryService: grpc.ServiceClientConstructor } } } } };
   definition = loaded.envoy.service.discovery.v3.AggregatedDiscoveryService.service;
   return definition;
-}
-
-/** Include dirs for Envoy's protos, in the order they must be searched. */
-export function envoyIncludeDirs(): string[] {
-  const pkgDir = dirname(createRequire(import.meta.url).resolve('@grpc/grpc-js-xds/package.json'));
-  return ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(pkgDir, 'deps', d));
 }

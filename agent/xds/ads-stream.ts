@@ -1,8 +1,8 @@
 // One ADS stream (state of the world): subscriptions, nonces, ACK/NACK and what to send when.
 import type { Resource, Snapshot, SnapshotCache, TypeUrl } from './snapshot-cache.js';
 import { PUSH_ORDER } from './snapshot-cache.js';
-import { TYPE } from '../core/envoy-types.js';
-import { contentHash } from '../core/canonical.js';
+import { TYPE } from '../core/xds/envoy-types.js';
+import { contentHash } from '../core/model/canonical.js';
 
 /** The fields of envoy.service.discovery.v3.DiscoveryRequest meshlet reads (proto-loader, keepCase, defaults). */
 export interface DiscoveryRequest {

@@ -1,7 +1,7 @@
 // Puts each proxyless resource's content hash where grpc-js-xds 1.14 cannot miss a change.
-import type { XdsResources } from '../core/build-xds.js';
-import type { Json } from '../core/envoy-types.js';
-import { contentHash } from '../core/canonical.js';
+import type { XdsResources } from '../core/xds/build-xds.js';
+import type { Json } from '../core/xds/envoy-types.js';
+import { contentHash } from '../core/model/canonical.js';
 
 /**
  * grpc-js-xds 1.14 compares an update with its cached copy by walking only the OLD value's keys

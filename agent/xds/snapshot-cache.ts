@@ -1,9 +1,9 @@
 // One consistent, validated xDS snapshot per client node id; no transport here (the ADS server reads it).
-import type { XdsResources } from '../core/build-xds.js';
-import type { Json } from '../core/envoy-types.js';
-import { TYPE } from '../core/envoy-types.js';
-import { validateEnvoy } from '../core/envoy-validator.js';
-import { contentHash } from '../core/canonical.js';
+import type { XdsResources } from '../core/xds/build-xds.js';
+import type { Json } from '../core/xds/envoy-types.js';
+import { TYPE } from '../core/xds/envoy-types.js';
+import { validateEnvoy } from '../envoy-proto/envoy-validator.js';
+import { contentHash } from '../core/model/canonical.js';
 import { consistencyErrors } from './snapshot-consistency.js';
 import { markProxyless } from './proxyless-marks.js';
 

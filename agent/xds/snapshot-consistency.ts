@@ -1,7 +1,7 @@
 // Cross-resource references in one snapshot: what a client would wait for forever if it were missing.
-import type { XdsResources } from '../core/build-xds.js';
-import type { Json } from '../core/envoy-types.js';
-import { TYPE } from '../core/envoy-types.js';
+import type { XdsResources } from '../core/xds/build-xds.js';
+import type { Json } from '../core/xds/envoy-types.js';
+import { TYPE } from '../core/xds/envoy-types.js';
 
 /**
  * Every problem (go-control-plane's Snapshot.Consistent, plus route → cluster): an EDS cluster

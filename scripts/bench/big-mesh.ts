@@ -1,6 +1,6 @@
 // A generated desired state: 1,000 services over 50 nodes, two versions each, so each node carries ~40 workloads.
 import { stringify } from 'yaml';
-import type { Instance } from '../../agent/core/model.js';
+import type { Instance } from '../../agent/core/model/model.js';
 
 export interface BigMesh {
   yaml: string;

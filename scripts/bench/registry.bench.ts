@@ -1,11 +1,12 @@
 // Registration latency (health verdict → key visible in etcd, and back), and an idle node's etcd writes
 // per minute with 200 registered instances (target: keepalives only, which are not writes).
 import { Etcd3 } from 'etcd3';
-import { silentLogger, systemClock } from '../../agent/core/clock.js';
-import { keys } from '../../agent/core/keys.js';
-import { createEtcd } from '../../agent/adapters/etcd-client.js';
-import { NodeLease } from '../../agent/adapters/etcd-lease.js';
-import { Registry } from '../../agent/adapters/etcd-registry.js';
+import { systemClock } from '../../agent/core/clock.js';
+import { silentLogger } from '../../agent/core/logger.js';
+import { keys } from '../../agent/core/model/keys.js';
+import { createEtcd } from '../../agent/adapters/etcd/etcd-client.js';
+import { NodeLease } from '../../agent/adapters/etcd/etcd-lease.js';
+import { Registry } from '../../agent/adapters/etcd/etcd-registry.js';
 import { startEtcd } from '../../test/helpers/etcd.js';
 import { report } from './stats.js';
 

@@ -3,9 +3,9 @@
 // its renderer): from the change being published to every sidecar having ACKed every resource type of its
 // new snapshot. Envoy runs with its default concurrency (one worker per core: 2 here) unless
 // BENCH_ENVOY_CONCURRENCY says otherwise. No etcd, no Docker.
-import { contentHash } from '../../agent/core/canonical.js';
-import { TYPE } from '../../agent/core/envoy-types.js';
-import { xdsNodeId } from '../../agent/core/ids.js';
+import { contentHash } from '../../agent/core/model/canonical.js';
+import { TYPE } from '../../agent/core/xds/envoy-types.js';
+import { xdsNodeId } from '../../agent/core/model/ids.js';
 import { startEnvoyMesh } from '../../test/helpers/envoy-mesh.js';
 import type { RunningEnvoy } from '../../test/helpers/envoy.js';
 import { report } from './stats.js';

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import type { Json } from '../../agent/core/envoy-types.js';
+import type { Json } from '../../agent/core/xds/envoy-types.js';
 import type { EnvoyMesh } from '../../test/helpers/envoy-mesh.js';
 import { startEnvoy, type RunningEnvoy } from '../../test/helpers/envoy.js';
 import { ROOT } from '../../test/helpers/paths.js';

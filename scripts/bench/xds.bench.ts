@@ -1,12 +1,12 @@
 // xDS: route change → first call on the new version (grpc-js-xds), one change fanned out to 200 ADS
 // streams until all ACK, and snapshot build + validation for a node with ~40 sidecars.
 import * as grpcXds from '@grpc/grpc-js-xds';
-import { TYPE } from '../../agent/core/envoy-types.js';
-import { loadDesired } from '../../agent/core/desired.js';
-import { renderNode } from '../../agent/core/render-node.js';
-import { workloadsOn } from '../../agent/core/placement.js';
-import { DEFAULT_ADMIN_PORTS } from '../../agent/core/admin-ports.js';
-import { loadTemplates } from '../../agent/adapters/templates.js';
+import { TYPE } from '../../agent/core/xds/envoy-types.js';
+import { loadDesired } from '../../agent/core/documents/desired.js';
+import { renderNode } from '../../agent/core/render/render-node.js';
+import { workloadsOn } from '../../agent/core/render/placement.js';
+import { DEFAULT_ADMIN_PORTS } from '../../agent/core/render/admin-ports.js';
+import { loadTemplates } from '../../agent/adapters/files/templates.js';
 import { SnapshotCache } from '../../agent/xds/snapshot-cache.js';
 import { AdsServer } from '../../agent/xds/ads-server.js';
 import { callOnce, echoClient, greeterResources, startEcho, xdsBootstrap, type RouteSpec } from '../../test/helpers/grpc-mesh.js';

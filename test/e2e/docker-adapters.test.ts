@@ -10,9 +10,9 @@ import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { stringify } from 'yaml';
-import { createDocker } from '../../agent/adapters/docker.js';
-import { detectCompose, ExecComposeRunner, type ComposeRunner } from '../../agent/adapters/compose-runner.js';
-import { DockerApiObserver, parseEvent, type ContainerInfo, type DockerEvent } from '../../agent/adapters/docker-observer.js';
+import { createDocker } from '../../agent/adapters/docker/docker.js';
+import { detectCompose, ExecComposeRunner, type ComposeRunner } from '../../agent/adapters/docker/compose-runner.js';
+import { DockerApiObserver, parseEvent, type ContainerInfo, type DockerEvent } from '../../agent/adapters/docker/docker-observer.js';
 import { ExternalError } from '../../agent/core/errors.js';
 import { tempDir } from '../helpers/paths.js';
 

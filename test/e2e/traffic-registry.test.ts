@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Etcd3, type Lease } from 'etcd3';
 import type { RunningAgent } from '../../agent/agent.js';
-import { keys } from '../../agent/core/keys.js';
+import { keys } from '../../agent/core/model/keys.js';
 import { startEtcd, freePort, type TestEtcd } from '../helpers/etcd.js';
 import { tempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';

@@ -5,9 +5,10 @@ import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { join } from 'node:path';
 import { startAgent, type RunningAgent } from '../../agent/agent.js';
-import { silentLogger, systemClock } from '../../agent/core/clock.js';
-import { projectName } from '../../agent/core/ids.js';
-import { createDocker } from '../../agent/adapters/docker.js';
+import { systemClock } from '../../agent/core/clock.js';
+import { silentLogger } from '../../agent/core/logger.js';
+import { projectName } from '../../agent/core/model/ids.js';
+import { createDocker } from '../../agent/adapters/docker/docker.js';
 import { send } from './http-apps.js';
 import { ROOT } from './paths.js';
 

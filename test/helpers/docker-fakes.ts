@@ -1,7 +1,7 @@
 // Recording fakes of ComposeRunner and DockerObserver for the loop's unit tests: they log every
 // call in `ops` and let a test script containers, images, events and failures.
-import type { ComposeFlavour, ComposeRunner } from '../../agent/adapters/compose-runner.js';
-import type { ContainerInfo, DockerEvent, DockerObserver, Watch, WatchHandlers, WatchState } from '../../agent/adapters/docker-observer.js';
+import type { ComposeFlavour, ComposeRunner } from '../../agent/adapters/docker/compose-runner.js';
+import type { ContainerInfo, DockerEvent, DockerObserver, Watch, WatchHandlers, WatchState } from '../../agent/adapters/docker/docker-observer.js';
 
 export class RecordingComposeRunner implements ComposeRunner {
   readonly ops: string[] = [];

@@ -2,18 +2,18 @@
 // rendered by renderNode(), published by the agent's XdsPublisher into its SnapshotCache and served by its
 // AdsServer; each sidecar is the real Envoy binary started with the bootstrap meshlet rendered for it.
 // No Docker here: the e2e tests cover the same sidecars running as compose containers.
-import type { Desired, Instance } from '../../agent/core/model.js';
-import type { Json } from '../../agent/core/envoy-types.js';
-import { loadDesired } from '../../agent/core/desired.js';
-import { renderNode, type NodeRender } from '../../agent/core/render-node.js';
-import { xdsNodeId } from '../../agent/core/ids.js';
-import { contentHash } from '../../agent/core/canonical.js';
-import { TYPE } from '../../agent/core/envoy-types.js';
-import { silentLogger } from '../../agent/core/clock.js';
-import { loadTemplates } from '../../agent/adapters/templates.js';
+import type { Desired, Instance } from '../../agent/core/model/model.js';
+import type { Json } from '../../agent/core/xds/envoy-types.js';
+import { loadDesired } from '../../agent/core/documents/desired.js';
+import { renderNode, type NodeRender } from '../../agent/core/render/render-node.js';
+import { xdsNodeId } from '../../agent/core/model/ids.js';
+import { contentHash } from '../../agent/core/model/canonical.js';
+import { TYPE } from '../../agent/core/xds/envoy-types.js';
+import { silentLogger } from '../../agent/core/logger.js';
+import { loadTemplates } from '../../agent/adapters/files/templates.js';
 import { SnapshotCache } from '../../agent/xds/snapshot-cache.js';
 import { AdsServer, type AdsEvent } from '../../agent/xds/ads-server.js';
-import { XdsPublisher } from '../../agent/xds-publisher.js';
+import { XdsPublisher } from '../../agent/xds/publisher.js';
 import { freePort } from './etcd.js';
 import { startEnvoy, type RunningEnvoy } from './envoy.js';
 import { waitFor } from './wait.js';

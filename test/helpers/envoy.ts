@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import type { Json } from '../../agent/core/envoy-types.js';
+import type { Json } from '../../agent/core/xds/envoy-types.js';
 import { tempDir } from './paths.js';
 import { waitFor } from './wait.js';
 

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { Desired, Instance } from '../../agent/core/model.js';
-import type { XdsResources } from '../../agent/core/build-xds.js';
-import { buildProxylessResources } from '../../agent/core/build-xds.js';
-import { loadDesired } from '../../agent/core/desired.js';
+import type { Desired, Instance } from '../../agent/core/model/model.js';
+import type { XdsResources } from '../../agent/core/xds/build-xds.js';
+import { buildProxylessResources } from '../../agent/core/xds/build-xds.js';
+import { loadDesired } from '../../agent/core/documents/desired.js';
 
 const PROTO = `syntax = "proto3";
 package meshtest;

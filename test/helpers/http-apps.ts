@@ -2,7 +2,7 @@
 // to fail; and a keep-alive client that sends requests in bulk and tallies the answers.
 import { createServer, request, Agent, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Instance } from '../../agent/core/model.js';
+import type { Instance } from '../../agent/core/model/model.js';
 
 export interface SeenRequest {
   method: string;

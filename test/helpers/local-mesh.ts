@@ -1,8 +1,8 @@
 // The fixtures/local mesh with its ports moved to a base, so tests don't collide with each other or the demo.
 import { readFileSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
-import { parseYamlDocuments } from '../../agent/core/parse-yaml.js';
-import { toEtcdEntry } from '../../agent/core/etcd-docs.js';
+import { parseYamlDocuments } from '../../agent/core/documents/parse-yaml.js';
+import { toEtcdEntry } from '../../agent/core/documents/etcd-docs.js';
 import { fixture } from './paths.js';
 
 /** Ports base..base+2 for the apps, base+3 for the proxy listener. */

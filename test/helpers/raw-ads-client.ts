@@ -1,8 +1,8 @@
 // A bare ADS client (one bidi stream) that checks protocol invariants on every response it receives.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { envoyIncludeDirs } from '../../agent/xds/ads-server.js';
-import { findEnvoyType } from '../../agent/core/envoy-protos.js';
+import { envoyIncludeDirs } from '../../agent/envoy-proto/include-dirs.js';
+import { findEnvoyType } from '../../agent/envoy-proto/envoy-protos.js';
 
 export interface RawResponse {
   version_info: string;

@@ -1,7 +1,7 @@
 // TCP echo servers on 127.0.0.1 that prefix every line with their version, and a client that opens one
 // connection per exchange and tallies who answered: for tests of Envoy's TCP proxy.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import type { Instance } from '../../agent/core/model.js';
+import type { Instance } from '../../agent/core/model/model.js';
 
 export interface TcpApp {
   id: string;

@@ -1,6 +1,6 @@
 // One caller (`web`, on node local) whose real Envoy sidecar proxies `api` on 127.0.0.1:<port>, and HTTP apps
 // registered as the instances of each `api` version: the frame of the test/envoy/ traffic-rule tests.
-import type { Instance } from '../../agent/core/model.js';
+import type { Instance } from '../../agent/core/model/model.js';
 import type { RunningEnvoy } from './envoy.js';
 import { startEnvoyMesh, type EnvoyMesh } from './envoy-mesh.js';
 import { startHttpApp, type HttpApp } from './http-apps.js';

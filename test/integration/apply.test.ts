@@ -8,7 +8,7 @@ import { parseAllDocuments } from 'yaml';
 import { listing, uniquePrefix } from '../helpers/etcd.js';
 import { etcdForFile } from '../helpers/etcd-cli.js';
 import { fixture, tempDir } from '../helpers/paths.js';
-import { canonicalJson } from '../../agent/core/canonical.js';
+import { canonicalJson } from '../../agent/core/model/canonical.js';
 import { ValidationError } from '../../agent/core/errors.js';
 import { applyCommand } from '../../agent/commands/apply.js';
 

@@ -5,8 +5,8 @@ import { listing, uniquePrefix } from '../helpers/etcd.js';
 import { etcdForFile } from '../helpers/etcd-cli.js';
 import { fixture } from '../helpers/paths.js';
 import { ConflictError } from '../../agent/core/errors.js';
-import type { Issue } from '../../agent/core/issues.js';
-import { fromEtcdEntry } from '../../agent/core/etcd-docs.js';
+import type { Issue } from '../../agent/core/model/issues.js';
+import { fromEtcdEntry } from '../../agent/core/documents/etcd-docs.js';
 import { routeCommand } from '../../agent/commands/canary.js';
 
 const SERVICES = fixture('bookinfo', 'services.yaml');

@@ -7,9 +7,10 @@ import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { Etcd3 } from 'etcd3';
-import { createEtcd } from '../../agent/adapters/etcd-client.js';
-import { EtcdDesiredSource, type SourceState } from '../../agent/adapters/etcd-source.js';
-import { systemClock, type Logger } from '../../agent/core/clock.js';
+import { createEtcd } from '../../agent/adapters/etcd/etcd-client.js';
+import { EtcdDesiredSource, type SourceState } from '../../agent/adapters/etcd/etcd-source.js';
+import { systemClock } from '../../agent/core/clock.js';
+import { type Logger } from '../../agent/core/logger.js';
 import { freePort, startEtcd, type TestEtcd } from '../helpers/etcd.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 

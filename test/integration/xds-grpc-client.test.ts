@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import * as grpcXds from '@grpc/grpc-js-xds';
 import { SnapshotCache } from '../../agent/xds/snapshot-cache.js';
 import { AdsServer } from '../../agent/xds/ads-server.js';
-import { TYPE } from '../../agent/core/envoy-types.js';
-import { jsonLogger } from '../../agent/core/clock.js';
+import { TYPE } from '../../agent/core/xds/envoy-types.js';
+import { jsonLogger } from '../../agent/core/logger.js';
 import { callMany, callOnce, echoClient, greeterResources, startEcho, xdsBootstrap, type EchoServer, type RouteSpec } from '../helpers/grpc-mesh.js';
 import { waitFor } from '../helpers/wait.js';
 

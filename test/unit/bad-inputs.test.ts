@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../agent/cli.js';
-import { MAX_FILE_BYTES, parseYamlDocuments } from '../../agent/core/parse-yaml.js';
-import type { Issue } from '../../agent/core/issues.js';
+import { MAX_FILE_BYTES, parseYamlDocuments } from '../../agent/core/documents/parse-yaml.js';
+import type { Issue } from '../../agent/core/model/issues.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BAD = join(ROOT, 'fixtures', 'bad');

@@ -5,15 +5,15 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadDesired } from '../../agent/core/desired.js';
-import type { SourceText } from '../../agent/core/documents.js';
-import type { Desired } from '../../agent/core/model.js';
-import { workloadsOn } from '../../agent/core/placement.js';
-import type { XdsResources } from '../../agent/core/build-xds.js';
-import { buildSidecarResources } from '../../agent/core/build-xds.js';
-import { buildCluster, resolveCluster } from '../../agent/core/build-clusters.js';
-import type { EndpointWarning } from '../../agent/core/build-clusters.js';
-import { validateEnvoy } from '../../agent/core/envoy-validator.js';
+import { loadDesired } from '../../agent/core/documents/desired.js';
+import type { SourceText } from '../../agent/core/documents/documents.js';
+import type { Desired } from '../../agent/core/model/model.js';
+import { workloadsOn } from '../../agent/core/render/placement.js';
+import type { XdsResources } from '../../agent/core/xds/build-xds.js';
+import { buildSidecarResources } from '../../agent/core/xds/build-xds.js';
+import { buildCluster, resolveCluster } from '../../agent/core/xds/build-clusters.js';
+import type { EndpointWarning } from '../../agent/core/xds/build-clusters.js';
+import { validateEnvoy } from '../../agent/envoy-proto/envoy-validator.js';
 
 // dist/test/unit/ → the repo root → its sibling shared/ (CI clones the repo with shared/ beside it).
 const SAMPLES = fileURLToPath(new URL('../../../../shared/conformance/istio/', import.meta.url));

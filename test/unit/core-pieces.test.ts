@@ -4,14 +4,14 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { envoyDuration, parseDuration, composeDuration } from '../../agent/core/duration.js';
-import { allocateAdminPorts } from '../../agent/core/admin-ports.js';
-import { toYaml } from '../../agent/core/yaml-emit.js';
-import { deepMerge } from '../../agent/core/merge.js';
-import { readDocuments } from '../../agent/core/documents.js';
-import { acceptValid } from '../../agent/core/desired.js';
-import { didYouMean } from '../../agent/core/did-you-mean.js';
-import { re2SyntaxError } from '../../agent/core/re2-syntax.js';
+import { envoyDuration, parseDuration, composeDuration } from '../../agent/core/documents/duration.js';
+import { allocateAdminPorts } from '../../agent/core/render/admin-ports.js';
+import { toYaml } from '../../agent/core/render/yaml-emit.js';
+import { deepMerge } from '../../agent/core/render/merge.js';
+import { readDocuments } from '../../agent/core/documents/documents.js';
+import { acceptValid } from '../../agent/core/documents/desired.js';
+import { didYouMean } from '../../agent/core/documents/did-you-mean.js';
+import { re2SyntaxError } from '../../agent/core/documents/re2-syntax.js';
 import { fixture } from '../helpers/paths.js';
 
 test('durations: Go/Istio spellings in, Envoy and compose spellings out', () => {
@@ -109,7 +109,7 @@ spec:
 });
 
 test('a destination at weight 0 keeps its cluster listed, so a canary flip changes only the route', async () => {
-  const { buildRouteConfig, referencedClusters } = await import('../../agent/core/build-routes.js');
+  const { buildRouteConfig, referencedClusters } = await import('../../agent/core/xds/build-routes.js');
   const vs = {
     kind: 'VirtualService' as const, name: 'reviews', hosts: ['reviews'], tcp: [], ref: { source: 'x', index: 0 },
     http: [{ match: [], mirrors: [], route: [{ host: 'reviews', subset: 'v1', weight: 100 }, { host: 'reviews', subset: 'v2', weight: 0 }] }],

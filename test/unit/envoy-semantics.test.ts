@@ -1,11 +1,11 @@
 // Emitter fixes found by sending real requests through Envoy 1.40 (test/envoy/): each case names what Envoy did.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadDesired } from '../../agent/core/desired.js';
-import { buildProxylessResources, buildSidecarResources } from '../../agent/core/build-xds.js';
-import { workloadsOn } from '../../agent/core/placement.js';
-import { validateEnvoy } from '../../agent/core/envoy-validator.js';
-import type { Desired } from '../../agent/core/model.js';
+import { loadDesired } from '../../agent/core/documents/desired.js';
+import { buildProxylessResources, buildSidecarResources } from '../../agent/core/xds/build-xds.js';
+import { workloadsOn } from '../../agent/core/render/placement.js';
+import { validateEnvoy } from '../../agent/envoy-proto/envoy-validator.js';
+import type { Desired } from '../../agent/core/model/model.js';
 
 type Json = Record<string, any>;
 

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
-import { loadEnvoyProtos } from '../../agent/core/envoy-protos.js';
-import { assertValidEnvoy, EnvoyValidationError, validateEnvoy, XDS_TYPE_URLS, type EnvoyIssue } from '../../agent/core/envoy-validator.js';
+import { loadEnvoyProtos } from '../../agent/envoy-proto/envoy-protos.js';
+import { assertValidEnvoy, EnvoyValidationError, validateEnvoy, XDS_TYPE_URLS, type EnvoyIssue } from '../../agent/envoy-proto/envoy-validator.js';
 
 const ANY = 'type.googleapis.com/';
 const ads = () => ({ ads: {}, resource_api_version: 'V3' });

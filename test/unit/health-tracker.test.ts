@@ -2,8 +2,8 @@
 // semantics, restarts, exec checks through Docker's health, no check at all, and removal.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { silentLogger } from '../../agent/core/clock.js';
-import type { HealthCheck, HealthTiming } from '../../agent/core/model.js';
+import { silentLogger } from '../../agent/core/logger.js';
+import type { HealthCheck, HealthTiming } from '../../agent/core/model/model.js';
 import { HealthTracker, type HealthState, type TrackedInstance } from '../../agent/health/health-tracker.js';
 import type { ProbedCheck, ProbeResult, ProbeRunner } from '../../agent/health/probes.js';
 import { FakeClock, T0 } from '../helpers/fake-clock.js';

@@ -3,13 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Reconciler } from '../../agent/reconcile.js';
-import type { DesiredEntry, DesiredSnapshot, DesiredSource } from '../../agent/adapters/etcd-source.js';
-import { StateStore } from '../../agent/adapters/state-store.js';
-import { loadTemplates } from '../../agent/adapters/templates.js';
-import { parseYamlDocuments } from '../../agent/core/parse-yaml.js';
-import { toEtcdEntry } from '../../agent/core/etcd-docs.js';
-import { silentLogger, type Clock } from '../../agent/core/clock.js';
-import type { Instance } from '../../agent/core/model.js';
+import type { DesiredEntry, DesiredSnapshot, DesiredSource } from '../../agent/adapters/etcd/etcd-source.js';
+import { StateStore } from '../../agent/adapters/files/state-store.js';
+import { loadTemplates } from '../../agent/adapters/files/templates.js';
+import { parseYamlDocuments } from '../../agent/core/documents/parse-yaml.js';
+import { toEtcdEntry } from '../../agent/core/documents/etcd-docs.js';
+import { type Clock } from '../../agent/core/clock.js';
+import { silentLogger } from '../../agent/core/logger.js';
+import type { Instance } from '../../agent/core/model/model.js';
 import { FakeDockerObserver, RecordingComposeRunner } from '../helpers/docker-fakes.js';
 import { tempDir } from '../helpers/paths.js';
 

@@ -2,11 +2,11 @@
 // health tracker, and each verdict becomes one register or deregister, with the container id and address.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { silentLogger } from '../../agent/core/clock.js';
+import { silentLogger } from '../../agent/core/logger.js';
 import { HealthTracker } from '../../agent/health/health-tracker.js';
 import type { ProbeRunner } from '../../agent/health/probes.js';
-import { Registration, type RegistryWriter } from '../../agent/registration.js';
-import type { ContainerInfo, DockerEvent } from '../../agent/adapters/docker-observer.js';
+import { Registration, type RegistryWriter } from '../../agent/health/registration.js';
+import type { ContainerInfo, DockerEvent } from '../../agent/adapters/docker/docker-observer.js';
 import { FakeClock, T0, settle } from '../helpers/fake-clock.js';
 
 const noProbes: ProbeRunner = { probe: () => Promise.reject(new Error('no probed checks in these tests')), release: () => {} };

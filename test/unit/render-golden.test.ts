@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { parse } from 'yaml';
 import { ROOT, fixture, tempDir } from '../helpers/paths.js';
 import { runCli } from '../helpers/cli.js';
-import { validateEnvoy } from '../../agent/core/envoy-validator.js';
+import { validateEnvoy } from '../../agent/envoy-proto/envoy-validator.js';
 
 const NODES = ['node-a', 'node-b', 'node-c'];
 process.chdir(ROOT); // headers name the input files as given, relative to the repo root

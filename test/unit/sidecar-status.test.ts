@@ -1,8 +1,8 @@
 // What the node status says about sidecars and about containers that are down: pure joins, a recording log reader.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ContainerProblems, CRASH_LOOP_WINDOW_MS, sidecarStatus, troubledContainers } from '../../agent/sidecar-status.js';
-import { demuxLogs, type ContainerInfo } from '../../agent/adapters/docker-observer.js';
+import { ContainerProblems, CRASH_LOOP_WINDOW_MS, sidecarStatus, troubledContainers } from '../../agent/xds/sidecar-status.js';
+import { demuxLogs, type ContainerInfo } from '../../agent/adapters/docker/docker-observer.js';
 import { oneLine } from '../../agent/commands/status.js';
 
 test('every sidecar gets a row with its admin address, also one that never connected; xDS types read cds/eds/lds/rds', () => {

@@ -1,14 +1,14 @@
 // The snapshot cache: only consistent, valid snapshots are published; versions come from content.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { XdsResources } from '../../agent/core/build-xds.js';
-import { buildProxylessResources } from '../../agent/core/build-xds.js';
-import type { Instance } from '../../agent/core/model.js';
-import { TYPE } from '../../agent/core/envoy-types.js';
+import type { XdsResources } from '../../agent/core/xds/build-xds.js';
+import { buildProxylessResources } from '../../agent/core/xds/build-xds.js';
+import type { Instance } from '../../agent/core/model/model.js';
+import { TYPE } from '../../agent/core/xds/envoy-types.js';
 import { greeterMesh } from '../helpers/grpc-mesh.js';
 import { SnapshotCache, type Snapshot } from '../../agent/xds/snapshot-cache.js';
-import { encodeResource } from '../../agent/xds/encode-resource.js';
-import { findEnvoyType } from '../../agent/core/envoy-protos.js';
+import { encodeResource } from '../../agent/envoy-proto/encode-resource.js';
+import { findEnvoyType } from '../../agent/envoy-proto/envoy-protos.js';
 
 /** greeter v1/v2 (90/10) and a client dialing it over xds: the mesh the real-client tests use too. */
 const desiredMesh = () => greeterMesh({ weights: { v1: 90, v2: 10 } });

@@ -3,10 +3,10 @@
 // resources for the services they name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { silentLogger } from '../../agent/core/clock.js';
+import { silentLogger } from '../../agent/core/logger.js';
 import { SnapshotCache } from '../../agent/xds/snapshot-cache.js';
-import { XdsPublisher } from '../../agent/xds-publisher.js';
-import { TYPE } from '../../agent/core/envoy-types.js';
+import { XdsPublisher } from '../../agent/xds/publisher.js';
+import { TYPE } from '../../agent/core/xds/envoy-types.js';
 import { greeterMesh, greeterResources, type EchoServer } from '../helpers/grpc-mesh.js';
 
 const servers = [{ id: 'g1', version: 'v1', port: 50051 }, { id: 'g2', version: 'v2', port: 50052 }] as EchoServer[];

@@ -1,0 +1,49 @@
+// Builds the etcd3 client the way meshlet needs it: keepalive so a stalled etcd is noticed, and
+// no circuit breaker (the default one fails every call for 5 s after a single error on one host).
+import { readFileSync } from 'node:fs';
+import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
+import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
+import { ValidationError } from '../../core/errors.js';
+
+export interface EtcdConnection {
+  endpoints: string[];
+  prefix: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  user?: string;
+  password?: string;
+  /** Retries for one call (the CLI); the agent passes 0 and runs its own backoff loop. */
+  retries?: number;
+  dialTimeoutMs?: number;
+}
+
+/** etcd reads keepalive pings more often than --grpc-keepalive-min-time (5 s) as abuse: stay at 10 s. */
+export const KEEPALIVE = { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000, 'grpc.keepalive_permit_without_calls': 1 };
+
+export function createEtcd(conn: EtcdConnection): Etcd3 {
+  const opts: IOptions = {
+    hosts: conn.endpoints,
+    dialTimeout: conn.dialTimeoutMs ?? 3_000,
+    grpcOptions: KEEPALIVE,
+    faultHandling: {
+      host: () => noop,
+      global: (conn.retries ?? 2) > 0 ? retry(handleWhen(isRecoverableError), { maxAttempts: conn.retries ?? 2, backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1_000 }) }) : noop,
+      // etcd3 1.1 types this as an IBackoff but calls .next() on it first, as on a cockatiel 3 factory (its own default).
+      watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }) as unknown as NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>,
+    },
+  };
+  if (conn.ca || conn.cert || conn.key) {
+    const read = (what: string, path?: string) => {
+      if (!path) return undefined;
+      try {
+        return readFileSync(path);
+      } catch (err) {
+        throw new ValidationError([{ doc: { source: `--etcd-${what}`, index: 0, whole: true }, path: '', message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code}` }]);
+      }
+    };
+    opts.credentials = { rootCertificate: read('ca', conn.ca)!, privateKey: read('key', conn.key), certChain: read('cert', conn.cert) };
+  }
+  if (conn.user) opts.auth = { username: conn.user, password: conn.password ?? '' };
+  return new Etcd3(opts);
+}

@@ -1,0 +1,148 @@
+// The agent's one lease: granted or taken back by id, kept alive, and re-granted when lost.
+// etcd3's own Lease cannot adopt an existing id and reports loss late (2×TTL), so this talks to the Lease RPCs directly.
+import { EventEmitter } from 'node:events';
+import type { Etcd3 } from 'etcd3';
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/logger.js';
+import { backoffMs } from '../../core/clock.js';
+
+export type LeaseState = 'granting' | 'alive' | 'lost' | 'stopped';
+
+type KeepAliveStream = Awaited<ReturnType<Etcd3['leaseClient']['leaseKeepAlive']>>;
+
+export interface NodeLeaseEvents {
+  /** A new lease replaced a lost one: owners must put their keys again under `id`. */
+  regranted: [id: string];
+  state: [state: LeaseState];
+}
+
+export class NodeLease extends EventEmitter<NodeLeaseEvents> {
+  #state: LeaseState = 'granting';
+  #id: string | undefined;
+  #stream: KeepAliveStream | undefined;
+  #lastAlive = 0;
+  #abort = new AbortController();
+  #loop: Promise<void> | undefined;
+
+  constructor(private readonly etcd: Etcd3, readonly ttlSeconds: number, private readonly clock: Clock, private readonly log: Logger) {
+    super();
+  }
+
+  get state(): LeaseState {
+    return this.#state;
+  }
+
+  get id(): string {
+    if (!this.#id) throw new Error('lease not granted yet');
+    return this.#id;
+  }
+
+  /** Takes back `savedId` if etcd still holds it, else grants a new lease; then keeps it alive. Returns whether it was adopted. */
+  async start(savedId?: string): Promise<{ id: string; adopted: boolean }> {
+    let adopted = false;
+    if (savedId && /^\d+$/.test(savedId)) {
+      const ttl = await this.etcd.leaseClient.leaseTimeToLive({ ID: savedId, keys: false });
+      if (Number(ttl.TTL) > 0) {
+        this.#id = savedId;
+        adopted = true;
+      }
+    }
+    if (!this.#id) this.#id = await this.grant();
+    this.#lastAlive = this.clock.now();
+    this.#setState('alive');
+    this.#loop = this.#keepAlive();
+    return { id: this.#id, adopted };
+  }
+
+  /** Stops keeping the lease alive without revoking it: keys stay until it expires (SIGTERM stance). */
+  async stop(): Promise<void> {
+    this.#setState('stopped');
+    this.#abort.abort();
+    this.#stream?.end();
+    await this.#loop;
+  }
+
+  /** Revokes the lease: every key under it goes at once. */
+  async revoke(): Promise<void> {
+    const id = this.#id;
+    await this.stop();
+    if (id) await this.etcd.leaseClient.leaseRevoke({ ID: id });
+  }
+
+  async grant(): Promise<string> {
+    const res = await this.etcd.leaseClient.leaseGrant({ TTL: this.ttlSeconds, ID: 0 });
+    return res.ID;
+  }
+
+  #setState(s: LeaseState): void {
+    if (this.#state === s || this.#state === 'stopped') return;
+    this.#state = s;
+    this.emit('state', s);
+  }
+
+  async #keepAlive(): Promise<void> {
+    const period = Math.max(500, (this.ttlSeconds * 1000) / 3);
+    let failures = 0;
+    while (!this.#abort.signal.aborted) {
+      try {
+        if (this.#state === 'lost') {
+          this.#id = await this.grant();
+          this.#lastAlive = this.clock.now();
+          this.log.warn('lease lost; granted a new one', { lease: this.#id });
+          this.#setState('alive');
+          this.emit('regranted', this.#id);
+        }
+        const ttl = await this.#ping();
+        failures = 0;
+        if (ttl <= 0) {
+          this.log.warn('lease expired on the server', { lease: this.#id });
+          this.#setState('lost');
+          continue;
+        }
+        this.#lastAlive = this.clock.now();
+        this.#setState('alive');
+        await this.clock.sleep(period, this.#abort.signal);
+      } catch (err) {
+        if (this.#abort.signal.aborted) break;
+        this.#stream?.end();
+        this.#stream = undefined;
+        failures++;
+        if (failures === 1) this.log.warn('lease keepalive failed; retrying', { error: (err as Error).message });
+        // Past the TTL the server has dropped the lease: treat it as lost so keys are re-put once etcd answers.
+        if (this.clock.now() - this.#lastAlive > this.ttlSeconds * 1000) this.#setState('lost');
+        await this.clock.sleep(Math.min(period, backoffMs(failures, 2_000)), this.#abort.signal);
+      }
+    }
+  }
+
+  /** One keepalive round trip on a long-lived stream; returns the TTL etcd reports (0 = expired). */
+  async #ping(): Promise<number> {
+    if (!this.#stream) {
+      const stream = await this.etcd.leaseClient.leaseKeepAlive();
+      stream.on('error', () => {});
+      this.#stream = stream;
+    }
+    const stream = this.#stream as unknown as NodeJS.EventEmitter & { write(req: { ID: string }): void };
+    const id = this.#id!;
+    return await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error('keepalive timed out')), 5_000);
+      const onData = (res: { ID: string; TTL: string }) => {
+        if (res.ID === id) done(undefined, Number(res.TTL));
+      };
+      const onEnd = () => done(new Error('keepalive stream closed'));
+      const onError = (err: Error) => done(err);
+      function done(err?: Error, ttl?: number) {
+        clearTimeout(timer);
+        stream.off('data', onData);
+        stream.off('end', onEnd);
+        stream.off('error', onError);
+        if (err) reject(err);
+        else resolve(ttl!);
+      }
+      stream.on('data', onData);
+      stream.on('end', onEnd);
+      stream.on('error', onError);
+      stream.write({ ID: id });
+    });
+  }
+}

@@ -1,0 +1,40 @@
+// One agent per node: `<p>/nodes/<node>/agent` is created under the agent's lease; a second agent is refused.
+import { hostname } from 'node:os';
+import type { Etcd3 } from 'etcd3';
+import { ConflictError } from '../../core/errors.js';
+import type { Keys } from '../../core/model/keys.js';
+
+export interface ClaimValue {
+  node: string;
+  host: string;
+  pid: number;
+  lease: string;
+}
+
+/** Claims the node for `lease`. A claim held under the same lease (this agent, restarted) is taken back. */
+export async function claimNode(etcd: Etcd3, k: Keys, node: string, lease: string): Promise<void> {
+  const key = k.nodeOwner(node);
+  const value: ClaimValue = { node, host: hostname(), pid: process.pid, lease };
+  const res = await etcd.if(key, 'Create', '==', 0).then(etcd.put(key).value(JSON.stringify(value)).lease(lease)).else(etcd.get(key)).commit();
+  if (res.succeeded) return;
+  const kv = res.responses[0]?.response_range?.kvs[0];
+  const heldBy = kv ? (kv.lease === lease || String(kv.lease) === lease ? 'self' : kv.value.toString()) : 'gone';
+  if (heldBy === 'self' || heldBy === 'gone') {
+    await etcd.put(key).value(JSON.stringify(value)).lease(lease).exec();
+    return;
+  }
+  let who = heldBy;
+  try {
+    const o = JSON.parse(heldBy) as ClaimValue;
+    who = `pid ${o.pid} on host ${o.host}, lease ${o.lease}`;
+  } catch {
+    /* show the raw value */
+  }
+  throw new ConflictError(`node ${node} is already run by another agent (${who}); stop it first, or wait for its lease to expire if it died`);
+}
+
+/** Puts the claim again under a new lease (after the old one was lost). */
+export async function reclaimNode(etcd: Etcd3, k: Keys, node: string, lease: string): Promise<void> {
+  const value: ClaimValue = { node, host: hostname(), pid: process.pid, lease };
+  await etcd.put(k.nodeOwner(node)).value(JSON.stringify(value)).lease(lease).exec();
+}

@@ -1,0 +1,152 @@
+// Checks the documents as a set: references between them, and host ports on every node.
+import type { Issue } from '../model/issues.js';
+import { claimOrder } from '../model/issues.js';
+import type { Desired, Document, Service, VirtualService } from '../model/model.js';
+import { placedOn } from '../model/model.js';
+import { at } from './reader.js';
+import { suggestion } from './did-you-mean.js';
+import { subsetsOf } from '../xds/subsets.js';
+
+export interface MeshOptions {
+  /** The agent's xDS port, which no app or proxy port may take. */
+  xdsPort: number;
+  /** Nodes to check besides those named in placements (e.g. the node being rendered). */
+  nodes?: string[];
+}
+
+/** Returns every problem of the set; an empty list means every document may be applied. */
+export function checkMesh(desired: Desired, opts: MeshOptions): Issue[] {
+  const issues: Issue[] = [];
+  const add = (doc: Document, path: string, message: string) => issues.push({ doc: doc.ref, path, message });
+  checkDuplicates(desired, add);
+  const services = new Map(desired.services.map((s) => [s.name, s]));
+  for (const s of desired.services) checkUpstreams(s, services, add);
+  const routeOf = new Map<string, VirtualService>();
+  for (const vs of desired.routes) {
+    vs.hosts.forEach((host, i) => {
+      const other = routeOf.get(host);
+      if (other && other !== vs) add(vs, at('spec.hosts', i), `host ${host} is already routed by VirtualService "${other.name}" (${other.ref.source}); one VirtualService per host`);
+      else routeOf.set(host, vs);
+    });
+    checkRoute(vs, services, desired, add);
+  }
+  const ruleOf = new Map<string, string>();
+  for (const dr of desired.subsets) {
+    const svc = services.get(dr.host);
+    if (!svc) add(dr, 'spec.host', `no Service named ${dr.host}${suggestion(dr.host, services.keys())}`);
+    const other = ruleOf.get(dr.host);
+    if (other) add(dr, 'spec.host', `host ${dr.host} already has DestinationRule "${other}"; one DestinationRule per host`);
+    ruleOf.set(dr.host, dr.name);
+    dr.subsets.forEach((sub, i) => {
+      if (svc && !svc.versions.some((v) => v.name === sub.version)) {
+        add(dr, `${at(at('spec.subsets', i), 'labels')}.version`, `Service ${svc.name} has no version ${sub.version} (it has ${svc.versions.map((v) => v.name).join(', ')})`);
+      }
+    });
+  }
+  checkPorts(desired, opts, add);
+  return issues;
+}
+
+type Add = (doc: Document, path: string, message: string) => void;
+
+function checkDuplicates(desired: Desired, add: Add): void {
+  for (const list of [desired.services, desired.routes, desired.subsets] as Document[][]) {
+    const seen = new Map<string, Document>();
+    for (const d of list) {
+      const first = seen.get(d.name);
+      if (first) add(d, 'metadata.name', `${d.kind} ${d.name} is also defined in ${first.ref.source} (document ${first.ref.index + 1})`);
+      else seen.set(d.name, d);
+    }
+  }
+}
+
+function checkUpstreams(s: Service, services: Map<string, Service>, add: Add): void {
+  s.upstreams.forEach((u, i) => {
+    const path = at('spec.upstreams', i);
+    const target = services.get(u.service);
+    if (!target) {
+      add(s, at(path, 'service'), `no Service named ${u.service}${suggestion(u.service, services.keys())}`);
+      return;
+    }
+    if (u.mode === 'xds' && target.protocol !== 'grpc') {
+      add(s, at(path, 'mode'), `xds (proxyless gRPC) needs an upstream with protocol grpc; ${u.service} is ${target.protocol}`);
+    }
+  });
+}
+
+function checkRoute(vs: VirtualService, services: Map<string, Service>, desired: Desired, add: Add): void {
+  const checkDest = (host: string, subset: string | undefined, port: number | undefined, path: string) => {
+    const svc = services.get(host);
+    if (!svc) {
+      add(vs, at(path, 'host'), `no Service named ${host}${suggestion(host, services.keys())}`);
+      return;
+    }
+    if (port !== undefined && port !== svc.port) add(vs, `${at(path, 'port')}.number`, `expected ${svc.port}, the port of Service ${host}, got ${port}`);
+    if (subset === undefined) return;
+    const known = subsetsOf(svc, desired).map((x) => x.name);
+    if (!known.includes(subset)) {
+      add(vs, at(path, 'subset'), `Service ${host} has no subset ${subset}${suggestion(subset, known)}; known subsets: ${known.join(', ') || 'none'}`);
+    }
+  };
+  vs.hosts.forEach((host, i) => {
+    const svc = services.get(host);
+    if (!svc) return add(vs, at('spec.hosts', i), `no Service named ${host}${suggestion(host, services.keys())}`);
+    if (svc.protocol === 'tcp' && vs.http.length > 0) add(vs, 'spec.http', `Service ${host} has protocol tcp; use tcp routes`);
+    if (svc.protocol !== 'tcp' && vs.tcp.length > 0) add(vs, 'spec.tcp', `Service ${host} has protocol ${svc.protocol}; use http routes`);
+  });
+  vs.http.forEach((r, i) => {
+    const path = at('spec.http', i);
+    r.route.forEach((d, j) => checkDest(d.host, d.subset, d.port, at(at(at(path, 'route'), j), 'destination')));
+    r.mirrors.forEach((m) => checkDest(m.host, m.subset, undefined, at(path, 'mirror')));
+    if (r.route.length > 0 && r.route.every((d) => d.weight === 0)) add(vs, at(path, 'route'), 'expected at least one destination with a weight above 0');
+  });
+  vs.tcp.forEach((r, i) => r.route.forEach((d, j) => checkDest(d.host, d.subset, d.port, at(at(at(at('spec.tcp', i), 'route'), j), 'destination'))));
+}
+
+interface Claim {
+  owner: string;
+  /** Claims with the same share key may use one port (sidecars proxying the same upstream, with SO_REUSEPORT). */
+  share: string;
+  doc?: Document;
+  path: string;
+  /** Where the port was written when not at `path` (a version inheriting spec.port). */
+  from?: string;
+}
+
+function checkPorts(desired: Desired, opts: MeshOptions, add: Add): void {
+  const named = new Set(opts.nodes ?? []);
+  for (const s of desired.services) for (const v of s.versions) for (const n of v.nodes) if (n !== '*') named.add(n);
+  const nodes = [...named].sort();
+  const byClaim = [...desired.services].sort((a, b) => claimOrder(a.ref, b.ref));
+  nodes.push('(any other node)');
+  const reported = new Set<string>();
+  for (const node of nodes) {
+    const claims = new Map<number, Claim>();
+    const claim = (port: number, c: Claim) => {
+      const prev = claims.get(port);
+      if (!prev) return void claims.set(port, c);
+      if (prev.share === c.share) return;
+      const key = `${c.owner}|${port}|${prev.owner}`;
+      if (c.doc && !reported.has(key)) {
+        reported.add(key);
+        add(c.doc, c.path, `port ${port} on node ${node} is already taken by ${prev.owner}${c.from ? `; this version uses ${c.from}` : ''}`);
+      }
+    };
+    claim(opts.xdsPort, { owner: `the agent's xDS server (--xds-port)`, share: 'xds', path: '' });
+    for (const s of byClaim) {
+      for (const v of s.versions) {
+        if (!placedOn(v, node)) continue;
+        const vpath = at('spec.versions', v.name);
+        // A version without its own port uses spec.port: say so, the path alone would not show it.
+        claim(v.port, { owner: `Service ${s.name} version ${v.name} (app port)`, share: `app:${s.name}:${v.name}`, doc: s, path: at(vpath, 'port'), ...(v.port === s.port ? { from: 'spec.port' } : {}) });
+      }
+    }
+    for (const s of byClaim) {
+      if (!s.versions.some((v) => placedOn(v, node))) continue;
+      s.upstreams.forEach((u, i) => {
+        if (u.mode !== 'proxy' || u.localPort === undefined) return;
+        claim(u.localPort, { owner: `the sidecar proxy for ${u.service} (localPort of Service ${s.name})`, share: `proxy:${u.service}`, doc: s, path: at(at('spec.upstreams', i), 'localPort') });
+      });
+    }
+  }
+}

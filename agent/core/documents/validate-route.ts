@@ -1,0 +1,280 @@
+// Validates an Istio VirtualService (networking.istio.io v1, v1beta1, v1alpha3) into meshlet's route model.
+import type { IssueSink } from '../model/issues.js';
+import type { Destination, HeaderOps, HttpMatch, HttpRoute, StringMatch, TcpRoute, VirtualService } from '../model/model.js';
+import { SERVICE_NAME } from '../model/model.js';
+import type { Obj } from './reader.js';
+import { at, describe, readDuration, readInt, readList, readMapping, readNumber, readObject, readString, readStringList } from './reader.js';
+import { re2SyntaxError } from './re2-syntax.js';
+
+const NOT_SUPPORTED = (what: string, why = '') => `${what} is not supported${why ? ` (${why})` : ''}`;
+const HOST = { pattern: SERVICE_NAME, expected: 'the name of a meshlet Service (a DNS label)' };
+
+export function validateVirtualService(sink: IssueSink, body: Obj, name: string | undefined): VirtualService | undefined {
+  const before = sink.out.length;
+  const spec = readObject(sink, body.spec, 'spec', ['hosts', 'http', 'tcp', 'gateways', 'exportTo'], {
+    tls: NOT_SUPPORTED('tls routing', 'meshlet sidecars route plain HTTP and TCP'),
+  });
+  if (!spec) return undefined;
+  const hosts = readStringList(sink, spec.hosts, 'spec.hosts', HOST, 1);
+  if (spec.gateways !== undefined) {
+    const gw = readStringList(sink, spec.gateways, 'spec.gateways');
+    if (gw && gw.some((g) => g !== 'mesh')) sink.add('spec.gateways', NOT_SUPPORTED('gateways other than "mesh"'));
+  }
+  if (spec.exportTo !== undefined) readExportTo(sink, spec.exportTo, 'spec.exportTo');
+  const http = spec.http === undefined ? [] : (readList(sink, spec.http, 'spec.http') ?? []).map((r, i) => readHttpRoute(sink, r, at('spec.http', i)));
+  const tcp = spec.tcp === undefined ? [] : (readList(sink, spec.tcp, 'spec.tcp') ?? []).map((r, i) => readTcpRoute(sink, r, at('spec.tcp', i)));
+  if (http.length === 0 && tcp.length === 0 && sink.out.length === before) sink.add('spec', 'expected http or tcp routes');
+  if (sink.out.length !== before || !hosts || name === undefined) return undefined;
+  return { kind: 'VirtualService', name, hosts: [...hosts].sort(), http: http as HttpRoute[], tcp: tcp as TcpRoute[], ref: sink.doc };
+}
+
+export function readExportTo(sink: IssueSink, value: unknown, path: string): void {
+  const list = readStringList(sink, value, path);
+  if (list && list.some((e) => e !== '*' && e !== '.')) sink.add(path, NOT_SUPPORTED('exporting to other namespaces', 'meshlet has one namespace'));
+}
+
+function readHttpRoute(sink: IssueSink, value: unknown, path: string): HttpRoute | undefined {
+  const r = readObject(
+    sink, value, path,
+    ['name', 'match', 'route', 'timeout', 'retries', 'fault', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'rewrite', 'headers'],
+    {
+      redirect: NOT_SUPPORTED('redirect'),
+      directResponse: NOT_SUPPORTED('directResponse'),
+      delegate: NOT_SUPPORTED('delegate'),
+      corsPolicy: NOT_SUPPORTED('corsPolicy'),
+    },
+  );
+  if (!r) return undefined;
+  const route: HttpRoute = { match: [], route: [], mirrors: [] };
+  if (r.name !== undefined) route.name = readString(sink, r.name, at(path, 'name'));
+  if (r.match !== undefined) route.match = (readList(sink, r.match, at(path, 'match')) ?? []).map((m, i) => readMatch(sink, m, at(at(path, 'match'), i))).filter((m): m is HttpMatch => !!m);
+  route.route = readDestinations(sink, r.route, at(path, 'route'));
+  if (r.timeout !== undefined) route.timeoutMs = readDuration(sink, r.timeout, at(path, 'timeout'));
+  if (r.retries !== undefined) route.retries = readRetries(sink, r.retries, at(path, 'retries'));
+  if (r.fault !== undefined) route.fault = readFault(sink, r.fault, at(path, 'fault'));
+  route.mirrors = readMirrors(sink, r, path);
+  if (r.rewrite !== undefined) {
+    const rw = readObject(sink, r.rewrite, at(path, 'rewrite'), ['uri', 'authority'], { uriRegexRewrite: NOT_SUPPORTED('uriRegexRewrite') });
+    if (rw) {
+      route.rewrite = {};
+      if (rw.uri !== undefined) route.rewrite.uri = readString(sink, rw.uri, at(at(path, 'rewrite'), 'uri'));
+      if (rw.authority !== undefined) route.rewrite.authority = readString(sink, rw.authority, at(at(path, 'rewrite'), 'authority'));
+    }
+  }
+  if (r.headers !== undefined) route.headers = readHeaderOps(sink, r.headers, at(path, 'headers'));
+  return route;
+}
+
+function readMatch(sink: IssueSink, value: unknown, path: string): HttpMatch | undefined {
+  const m = readObject(sink, value, path, ['name', 'uri', 'method', 'authority', 'headers', 'withoutHeaders', 'queryParams', 'ignoreUriCase'], {
+    scheme: NOT_SUPPORTED('matching on scheme'),
+    port: NOT_SUPPORTED('matching on port', 'a meshlet Service has one port'),
+    sourceLabels: NOT_SUPPORTED('sourceLabels'),
+    sourceNamespace: NOT_SUPPORTED('sourceNamespace'),
+    gateways: NOT_SUPPORTED('gateways'),
+    statPrefix: NOT_SUPPORTED('statPrefix'),
+  });
+  if (!m) return undefined;
+  const out: HttpMatch = { headers: [], withoutHeaders: [], queryParams: [], ignoreUriCase: false };
+  if (m.name !== undefined) readString(sink, m.name, at(path, 'name'));
+  if (m.uri !== undefined) out.uri = readStringMatch(sink, m.uri, at(path, 'uri'));
+  if (m.method !== undefined) out.method = readStringMatch(sink, m.method, at(path, 'method'));
+  if (m.authority !== undefined) out.authority = readStringMatch(sink, m.authority, at(path, 'authority'));
+  out.headers = readNamedMatches(sink, m.headers, at(path, 'headers'));
+  out.withoutHeaders = readNamedMatches(sink, m.withoutHeaders, at(path, 'withoutHeaders'));
+  out.queryParams = readNamedMatches(sink, m.queryParams, at(path, 'queryParams'));
+  if (m.ignoreUriCase !== undefined) {
+    if (typeof m.ignoreUriCase !== 'boolean') sink.add(at(path, 'ignoreUriCase'), `expected true or false, got ${describe(m.ignoreUriCase)}`);
+    else out.ignoreUriCase = m.ignoreUriCase;
+  }
+  return out;
+}
+
+function readNamedMatches(sink: IssueSink, value: unknown, path: string): { name: string; match: StringMatch }[] {
+  if (value === undefined) return [];
+  const obj = readMapping(sink, value, path);
+  if (!obj) return [];
+  return Object.keys(obj).sort().flatMap((name) => {
+    const p = at(path, name);
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) { sink.add(p, `expected a header or parameter name, got ${describe(name)}`); return []; }
+    const match = readStringMatch(sink, obj[name], p);
+    return match ? [{ name: name.toLowerCase(), match }] : [];
+  });
+}
+
+function readStringMatch(sink: IssueSink, value: unknown, path: string): StringMatch | undefined {
+  const m = readObject(sink, value, path, ['exact', 'prefix', 'regex']);
+  if (!m) return undefined;
+  const set = (['exact', 'prefix', 'regex'] as const).filter((k) => m[k] !== undefined);
+  if (set.length !== 1) {
+    sink.add(path, `expected exactly one of exact | prefix | regex, got ${set.length === 0 ? 'none' : set.join(' and ')}`);
+    return undefined;
+  }
+  const kind = set[0]!;
+  const text = readString(sink, m[kind], at(path, kind));
+  if (text === undefined) return undefined;
+  if (kind === 'regex') {
+    const re2 = re2SyntaxError(text);
+    if (re2) {
+      sink.add(at(path, 'regex'), `expected a regular expression (RE2 syntax), got ${describe(text)}: ${re2}`);
+      return undefined;
+    }
+  }
+  return { [kind]: text };
+}
+
+function readDestinations(sink: IssueSink, value: unknown, path: string): Destination[] {
+  const list = readList(sink, value, path, 1);
+  if (!list) return [];
+  const out = list.map((item, i) => {
+    const p = at(path, i);
+    const d = readObject(sink, item, p, ['destination', 'weight'], { headers: NOT_SUPPORTED('per-destination headers', 'use the route\'s headers') });
+    if (!d) return undefined;
+    const dest = readDestination(sink, d.destination, at(p, 'destination'));
+    const weight = d.weight === undefined ? (list.length === 1 ? 100 : undefined) : readInt(sink, d.weight, at(p, 'weight'), 0, 100, 'a weight');
+    if (d.weight === undefined && list.length > 1) sink.add(at(p, 'weight'), 'expected a weight: a route with several destinations needs one on each');
+    return dest && weight !== undefined ? { ...dest, weight } : undefined;
+  });
+  if (out.some((d) => !d)) return [];
+  const dests = out as Destination[];
+  const sum = dests.reduce((s, d) => s + d.weight, 0);
+  if (sum !== 100) sink.add(path, `expected weights adding up to 100, got ${dests.map((d) => d.weight).join(' + ')} = ${sum}`);
+  return dests;
+}
+
+function readDestination(sink: IssueSink, value: unknown, path: string): { host: string; subset?: string; port?: number } | undefined {
+  const d = readObject(sink, value, path, ['host', 'subset', 'port']);
+  if (!d) return undefined;
+  const host = readString(sink, d.host, at(path, 'host'), HOST);
+  const subset = d.subset === undefined ? undefined : readString(sink, d.subset, at(path, 'subset'));
+  let port: number | undefined;
+  if (d.port !== undefined) {
+    const p = readObject(sink, d.port, at(path, 'port'), ['number']);
+    if (p) port = readInt(sink, p.number, at(at(path, 'port'), 'number'), 1, 65535, 'a port');
+  }
+  if (!host) return undefined;
+  return { host, ...(subset !== undefined ? { subset } : {}), ...(port !== undefined ? { port } : {}) };
+}
+
+function readRetries(sink: IssueSink, value: unknown, path: string): HttpRoute['retries'] {
+  const r = readObject(sink, value, path, ['attempts', 'perTryTimeout', 'retryOn'], {
+    retryRemoteLocalities: NOT_SUPPORTED('retryRemoteLocalities'),
+    retryIgnorePreviousHosts: NOT_SUPPORTED('retryIgnorePreviousHosts'),
+    backoff: NOT_SUPPORTED('backoff'),
+  });
+  if (!r) return undefined;
+  const attempts = readInt(sink, r.attempts, at(path, 'attempts'), 0, 100, 'a number of attempts');
+  const out: NonNullable<HttpRoute['retries']> = { attempts: attempts ?? 0 };
+  if (r.perTryTimeout !== undefined) out.perTryTimeoutMs = readDuration(sink, r.perTryTimeout, at(path, 'perTryTimeout'), 1);
+  if (r.retryOn !== undefined) out.retryOn = readString(sink, r.retryOn, at(path, 'retryOn'), { pattern: /^[a-z0-9-]+(,[a-z0-9-]+)*$/, expected: 'a comma-separated list of retry conditions such as "5xx,connect-failure"' });
+  return out;
+}
+
+/** `percentage: {value: 12.5}` or the older integer `percent: 12`; both mean 0–100, default 100. */
+function readPercent(sink: IssueSink, obj: Obj, path: string): number {
+  if (obj.percentage !== undefined && obj.percent !== undefined) {
+    sink.add(path, 'expected percentage or percent, not both');
+    return 100;
+  }
+  if (obj.percent !== undefined) return readInt(sink, obj.percent, at(path, 'percent'), 0, 100, 'a percentage') ?? 100;
+  if (obj.percentage === undefined) return 100;
+  const p = readObject(sink, obj.percentage, at(path, 'percentage'), ['value']);
+  return p ? readNumber(sink, p.value, at(at(path, 'percentage'), 'value'), 0, 100) ?? 100 : 100;
+}
+
+function readFault(sink: IssueSink, value: unknown, path: string): HttpRoute['fault'] {
+  const f = readObject(sink, value, path, ['delay', 'abort']);
+  if (!f) return undefined;
+  const out: NonNullable<HttpRoute['fault']> = {};
+  if (f.delay !== undefined) {
+    const p = at(path, 'delay');
+    const d = readObject(sink, f.delay, p, ['fixedDelay', 'percentage', 'percent'], { exponentialDelay: NOT_SUPPORTED('exponentialDelay') });
+    if (d) {
+      const fixedDelayMs = readDuration(sink, d.fixedDelay, at(p, 'fixedDelay'), 1);
+      const percent = readPercent(sink, d, p);
+      if (fixedDelayMs !== undefined) out.delay = { fixedDelayMs, percent };
+    }
+  }
+  if (f.abort !== undefined) {
+    const p = at(path, 'abort');
+    const a = readObject(sink, f.abort, p, ['httpStatus', 'grpcStatus', 'percentage', 'percent'], { http2Error: NOT_SUPPORTED('http2Error') });
+    if (a) {
+      const percent = readPercent(sink, a, p);
+      if ((a.httpStatus === undefined) === (a.grpcStatus === undefined)) sink.add(p, 'expected exactly one of httpStatus | grpcStatus');
+      else if (a.httpStatus !== undefined) {
+        const httpStatus = readInt(sink, a.httpStatus, at(p, 'httpStatus'), 200, 599, 'an HTTP status');
+        if (httpStatus !== undefined) out.abort = { httpStatus, percent };
+      } else {
+        const grpcStatus = readString(sink, a.grpcStatus, at(p, 'grpcStatus'), { oneOf: GRPC_STATUS_NAMES });
+        if (grpcStatus !== undefined) out.abort = { grpcStatus, percent };
+      }
+    }
+  }
+  return out;
+}
+
+export const GRPC_STATUS_NAMES = [
+  'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED',
+] as const;
+
+function readMirrors(sink: IssueSink, r: Obj, path: string): HttpRoute['mirrors'] {
+  const out: HttpRoute['mirrors'] = [];
+  if (r.mirror !== undefined) {
+    if (r.mirrorPercent !== undefined && r.mirrorPercentage !== undefined) sink.add(at(path, 'mirrorPercentage'), 'expected mirrorPercentage or mirrorPercent, not both');
+    let percent = 100;
+    if (r.mirrorPercent !== undefined) percent = readInt(sink, r.mirrorPercent, at(path, 'mirrorPercent'), 0, 100, 'a percentage') ?? 100;
+    if (r.mirrorPercentage !== undefined) {
+      const p = readObject(sink, r.mirrorPercentage, at(path, 'mirrorPercentage'), ['value']);
+      if (p) percent = readNumber(sink, p.value, at(at(path, 'mirrorPercentage'), 'value'), 0, 100) ?? 100;
+    }
+    const d = readDestination(sink, r.mirror, at(path, 'mirror'));
+    if (d) out.push({ host: d.host, ...(d.subset ? { subset: d.subset } : {}), percent });
+  } else if (r.mirrorPercent !== undefined || r.mirrorPercentage !== undefined) {
+    sink.add(at(path, r.mirrorPercent !== undefined ? 'mirrorPercent' : 'mirrorPercentage'), 'is only used with mirror');
+  }
+  if (r.mirrors !== undefined) {
+    (readList(sink, r.mirrors, at(path, 'mirrors')) ?? []).forEach((m, i) => {
+      const p = at(at(path, 'mirrors'), i);
+      const o = readObject(sink, m, p, ['destination', 'percentage']);
+      if (!o) return;
+      const d = readDestination(sink, o.destination, at(p, 'destination'));
+      let percent = 100;
+      if (o.percentage !== undefined) {
+        const pc = readObject(sink, o.percentage, at(p, 'percentage'), ['value']);
+        if (pc) percent = readNumber(sink, pc.value, at(at(p, 'percentage'), 'value'), 0, 100) ?? 100;
+      }
+      if (d) out.push({ host: d.host, ...(d.subset ? { subset: d.subset } : {}), percent });
+    });
+  }
+  return out;
+}
+
+function readHeaderOps(sink: IssueSink, value: unknown, path: string): HeaderOps | undefined {
+  const h = readObject(sink, value, path, ['request', 'response']);
+  if (!h) return undefined;
+  const side = (v: unknown, p: string): HeaderOps['request'] => {
+    const empty = { set: {}, add: {}, remove: [] as string[] };
+    if (v === undefined) return empty;
+    const o = readObject(sink, v, p, ['set', 'add', 'remove']);
+    if (!o) return empty;
+    const kv = (x: unknown, pp: string): Record<string, string> => {
+      if (x === undefined) return {};
+      const m = readMapping(sink, x, pp);
+      const out: Record<string, string> = {};
+      for (const k of Object.keys(m ?? {}).sort()) {
+        const s = readString(sink, m![k], at(pp, k));
+        if (s !== undefined) out[k.toLowerCase()] = s;
+      }
+      return out;
+    };
+    return { set: kv(o.set, at(p, 'set')), add: kv(o.add, at(p, 'add')), remove: o.remove === undefined ? [] : (readStringList(sink, o.remove, at(p, 'remove')) ?? []).map((s) => s.toLowerCase()).sort() };
+  };
+  return { request: side(h.request, at(path, 'request')), response: side(h.response, at(path, 'response')) };
+}
+
+function readTcpRoute(sink: IssueSink, value: unknown, path: string): TcpRoute | undefined {
+  const r = readObject(sink, value, path, ['route'], { match: NOT_SUPPORTED('matching TCP routes') });
+  if (!r) return undefined;
+  return { route: readDestinations(sink, r.route, at(path, 'route')) };
+}
