@@ -78,7 +78,8 @@ test('LEAST_REQUEST sends most requests to the instance with fewer in flight (a 
   const tally = await sendMany(t.port, 400, { concurrency: 16 });
   assert.deepEqual(tally.byStatus, { 200: 400 });
   const fast = tally.byApp['api-v1-0'] ?? 0;
-  assert.ok(fast >= 280, `the fast instance answered ${fast} of 400 (round robin would give 200)`);
+  // 60%: four standard deviations above round robin's 200 ± 10, with room for a starved client on a busy machine.
+  assert.ok(fast >= 240, `the fast instance answered ${fast} of 400 (round robin would give 200)`);
 });
 
 const pool = '{ connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1 } } }';
