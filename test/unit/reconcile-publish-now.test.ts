@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Reconciler } from '../../agent/reconcile.js';
-import type { DesiredEntry, DesiredSnapshot, DesiredSource } from '../../agent/adapters/etcd/etcd-source.js';
+import type { DesiredEntry, PrefixSnapshot, DesiredSource } from '../../agent/adapters/etcd/etcd-source.js';
 import { StateStore } from '../../agent/adapters/files/state-store.js';
 import { loadTemplates } from '../../agent/adapters/files/templates.js';
 import { parseYamlDocuments } from '../../agent/core/documents/parse-yaml.js';
@@ -32,7 +32,7 @@ spec:
 
 class Source implements DesiredSource {
   state = 'watching' as const;
-  snap: DesiredSnapshot | undefined;
+  snap: PrefixSnapshot | undefined;
   current() {
     return this.snap;
   }

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { Reconciler, COMPOSE_PATH, LAST_GOOD_PATH, type PassReport } from '../../agent/reconcile.js';
-import type { DesiredEntry, DesiredSnapshot, DesiredSource } from '../../agent/adapters/etcd/etcd-source.js';
+import type { DesiredEntry, PrefixSnapshot, DesiredSource } from '../../agent/adapters/etcd/etcd-source.js';
 import { StateStore } from '../../agent/adapters/files/state-store.js';
 import { loadTemplates } from '../../agent/adapters/files/templates.js';
 import { parseYamlDocuments } from '../../agent/core/documents/parse-yaml.js';
@@ -23,7 +23,7 @@ const PROJECT = 'meshlet-node-a';
 
 class FakeSource implements DesiredSource {
   state = 'watching' as const;
-  snap: DesiredSnapshot | undefined;
+  snap: PrefixSnapshot | undefined;
   revision = 0;
   entries = new Map<string, DesiredEntry>();
   current() {

@@ -12,7 +12,7 @@ export interface NodeStatus {
   leaseTtl: number;
   desiredRevision?: number;
   appliedRevision?: number;
-  lastApply?: { ok: boolean; at: string; revision: number; reason?: string; message?: string };
+  lastApply?: { ok: boolean; at: string; revision: number; reason?: string; message?: string; action?: string };
   rejected: { key: string; kind?: string; name?: string; path: string; message: string }[];
   composeRuns: number;
   workloads: string[];
