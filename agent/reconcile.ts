@@ -1,4 +1,4 @@
-// The agent's loop: for every batch of triggers, observe → plan (pure) → execute → report.
+// The agent's loop: for every batch of triggers, read desired → render → publish xDS → plan → apply → remember → report.
 import { join } from 'node:path';
 import type { Issue } from './core/model/issues.js';
 import type { Document, Instance } from './core/model/model.js';
@@ -6,21 +6,20 @@ import type { Clock } from './core/clock.js';
 import type { Logger } from './core/logger.js';
 import { backoffMs } from './core/clock.js';
 import type { Templates } from './core/render/render-node.js';
-import type { Observed, Plan } from './core/render/plan.js';
-import { composeReasonFor, planRender } from './core/render/plan.js';
+import type { DesiredView, PassPlan, PassRender } from './core/render/plan.js';
+import { planPass, renderPass } from './core/render/plan.js';
+import { nextLastApply, nextState, type ApplyOutcome, type LastApply } from './core/render/next-state.js';
 import { acceptValid } from './core/documents/desired.js';
 import { fromEtcdEntry } from './core/documents/etcd-docs.js';
 import type { PortRange } from './core/render/admin-ports.js';
-import { ExternalError } from './core/errors.js';
 import type { DesiredSource } from './adapters/etcd/etcd-source.js';
 import type { ComposeRunner } from './adapters/docker/compose-runner.js';
 import type { ContainerInfo, DockerObserver } from './adapters/docker/docker-observer.js';
 import type { AgentState, StateStore } from './adapters/files/state-store.js';
-import { readIfExists, syncFiles, writeAtomic } from './adapters/files/file-store.js';
+import { ComposeApply } from './apply-compose.js';
 import { Triggers } from './triggers.js';
 
-export const COMPOSE_PATH = 'compose/docker-compose.yml';
-export const LAST_GOOD_PATH = 'compose/docker-compose.last-good.yml';
+export { COMPOSE_PATH, LAST_GOOD_PATH } from './apply-compose.js';
 
 export interface ReconcilerOptions {
   node: string;
@@ -42,7 +41,7 @@ export interface ReconcilerDeps {
   /** Healthy instances of every node, for endpoints (the registry). */
   instances?: () => Instance[];
   /** Called as soon as a pass has rendered, before Docker is consulted (xDS publishing). */
-  publish?: (plan: Plan, observed: Omit<Observed, 'containers'>) => void;
+  publish?: (rendered: PassRender, wanted: DesiredView) => void;
   /** Called after every pass with what the node status should say. */
   report: (r: PassReport) => Promise<void>;
   clock: Clock;
@@ -53,12 +52,12 @@ export interface PassReport {
   desiredRevision: number;
   appliedRevision?: number;
   rejected: Issue[];
-  lastApply?: { ok: boolean; at: string; revision: number; reason?: string; message?: string };
+  lastApply?: LastApply;
   composeRuns: number;
-  plan?: Plan;
-  /** The project's containers as listed at the start of the pass. */
+  plan?: PassPlan;
+  /** The project's containers as Docker last listed them in the pass (after `up`, when compose ran). */
   containers: ContainerInfo[];
-  observed?: Observed;
+  wanted?: DesiredView;
 }
 
 interface CachedDoc {
@@ -69,17 +68,18 @@ interface CachedDoc {
 
 export class Reconciler {
   readonly triggers = new Triggers();
-  readonly stats = { passes: 0, composeRuns: 0, composeFailures: 0, handEditsOverwritten: 0, lastComposeMs: 0 };
+  readonly stats = { passes: 0, composeRuns: 0, handEditsOverwritten: 0, lastComposeMs: 0 };
   #state!: AgentState;
   #docs = new Map<string, CachedDoc>();
   #failures = 0;
-  #lastApply: PassReport['lastApply'];
-  #checkedTemplates = '';
-  #lastContainers: ContainerInfo[] = [];
+  #lastApply: LastApply | undefined;
+  #apply: ComposeApply;
   /** A pass has published and not ended yet (compose may still run). */
   #passing = false;
 
-  constructor(private readonly opts: ReconcilerOptions, private readonly deps: ReconcilerDeps) {}
+  constructor(private readonly opts: ReconcilerOptions, private readonly deps: ReconcilerDeps) {
+    this.#apply = new ComposeApply(opts, deps, this.stats);
+  }
 
   get state(): AgentState {
     return this.#state;
@@ -111,48 +111,33 @@ export class Reconciler {
     if (!this.#passing || !this.deps.publish) return;
     const templates = await this.deps.templates();
     // From here on synchronous: what goes out is the state at this instant, never older than what went out before.
-    const wanted = this.#passing ? this.observeDesired() : undefined;
-    if (!wanted) return;
-    const paths = { envoyDir: join(this.opts.stateDir, 'envoy'), xdsDir: join(this.opts.stateDir, 'xds') };
-    this.deps.publish(planRender(wanted, templates, this.#state, { ...this.opts, paths }), wanted);
+    const wanted = this.#passing ? this.#readDesired() : undefined;
+    if (wanted) this.deps.publish(this.#render(wanted, templates), wanted);
   }
 
   async pass(reasons: string[] = ['manual']): Promise<PassReport | undefined> {
-    const wanted = this.observeDesired();
+    const wanted = this.#readDesired();
     if (!wanted) return undefined; // no desired state yet: touch nothing
     this.stats.passes++;
-    // Docker is asked while the node renders; xDS goes out before Docker answers (a canary shift waits for no one).
-    const listing = this.deps.docker.list(this.opts.project);
-    listing.catch(() => {});
-    const paths = { envoyDir: join(this.opts.stateDir, 'envoy'), xdsDir: join(this.opts.stateDir, 'xds') };
-    const plan = planRender(wanted, await this.deps.templates(), this.#state, { ...this.opts, paths });
-    this.deps.publish?.(plan, wanted);
-    this.#passing = true; // published: from now until the pass ends, publishNow() may publish newer state
+    const listing = this.#listContainers(); // asked now, awaited after publishing: a canary shift waits for no Docker
+    const rendered = this.#render(wanted, await this.deps.templates());
+    this.#publish(rendered, wanted);
     try {
       const containers = await listing;
-      this.#lastContainers = containers;
-      const observed: Observed = { ...wanted, containers };
-      plan.composeReason = composeReasonFor(plan, containers, this.#state);
-      await this.execute(plan, observed, reasons);
-      const report: PassReport = {
-        desiredRevision: observed.revision,
-        appliedRevision: this.#state.appliedRevision,
-        rejected: [...observed.rejected, ...plan.render.issues],
-        lastApply: this.#lastApply,
-        composeRuns: this.stats.composeRuns,
-        plan,
-        containers: this.#lastContainers,
-        observed,
-      };
-      await this.deps.report(report);
-      return report;
+      const plan = planPass(rendered, containers, this.#state);
+      const outcome = await this.#apply.apply(plan, this.#state, reasons); // stops at the first failed action
+      this.#countFailures(plan, outcome);
+      this.#lastApply = nextLastApply(this.#lastApply, plan, outcome);
+      this.#state = nextState(this.#state, plan, outcome);
+      await this.deps.state.save(this.#state);
+      return await this.#report(wanted, plan, outcome.containers ?? containers);
     } finally {
       this.#passing = false;
     }
   }
 
   /** The desired state, each stored document validated once per revision, and every node's instances. */
-  observeDesired(): Omit<Observed, 'containers'> | undefined {
+  #readDesired(): DesiredView | undefined {
     const snap = this.deps.source.current();
     if (!snap) return undefined;
     const docs: Document[] = [];
@@ -180,76 +165,41 @@ export class Reconciler {
     };
   }
 
-  /** Writes the files, then runs compose only when the project changed or drifted; stops at the first failure. */
-  async execute(plan: Plan, observed: Observed, reasons: string[]): Promise<void> {
-    const { stateDir } = this.opts;
-    const before = await readIfExists(join(stateDir, COMPOSE_PATH));
-    const sync = await syncFiles(stateDir, plan.files, ['envoy', 'xds']);
-    if (sync.written.includes(COMPOSE_PATH) && before !== undefined && this.#state.renderedHash === plan.projectHash && this.#state.renderedRevision === plan.renderedRevision) {
-      this.stats.handEditsOverwritten++;
-      this.deps.log.warn('the compose file on disk differed from what meshlet rendered (edited by hand?); rewritten', { file: join(stateDir, COMPOSE_PATH) });
-    }
-    this.#state.adminPorts = plan.render.adminPorts;
-    this.#state.renderedHash = plan.projectHash;
-    this.#state.renderedRevision = plan.renderedRevision;
-    if (!plan.composeReason) {
-      this.#state.appliedRevision = observed.revision;
-      // A failed apply that the desired state has since stepped back from is over: Docker already runs the project.
-      if (this.#lastApply && !this.#lastApply.ok) {
-        this.#failures = 0;
-        this.#lastApply = { ok: true, at: new Date(this.deps.clock.now()).toISOString(), revision: observed.revision, reason: 'Docker already runs the desired project' };
-      }
-      await this.deps.state.save(this.#state);
-      return;
-    }
-    const at = new Date(this.deps.clock.now()).toISOString();
-    try {
-      this.deps.log.info('applying the compose project', { reason: plan.composeReason, revision: observed.revision, triggers: reasons });
-      await this.#compose(plan);
-      this.#failures = 0;
-      this.#state.appliedHash = plan.projectHash;
-      // The last-good file first: whoever sees the revision applied may read it at once.
-      await writeAtomic(join(stateDir, LAST_GOOD_PATH), plan.files.get(COMPOSE_PATH)!);
-      this.#state.appliedRevision = observed.revision;
-      this.#lastApply = { ok: true, at, revision: observed.revision, reason: plan.composeReason };
-    } catch (err) {
-      this.stats.composeFailures++;
-      this.#lastApply = { ok: false, at, revision: observed.revision, reason: plan.composeReason, message: (err as Error).message };
-      this.deps.log.error('apply failed; running containers are left as they are', { error: (err as Error).message, reason: plan.composeReason });
-      this.#retryLater();
-    }
-    await this.deps.state.save(this.#state);
+  #listContainers(): Promise<ContainerInfo[]> {
+    const listing = this.deps.docker.list(this.opts.project);
+    listing.catch(() => {}); // awaited later; a render that throws first must not leave it unhandled
+    return listing;
   }
 
-  async #compose(plan: Plan): Promise<void> {
-    const missing = await this.deps.docker.missingImages(plan.images);
-    if (missing.length > 0) {
-      throw new ExternalError(`image${missing.length > 1 ? 's' : ''} not present on this host: ${missing.join(', ')} (meshlet never pulls; load or build ${missing.length > 1 ? 'them' : 'it'} first)`);
-    }
-    const file = join(this.opts.stateDir, COMPOSE_PATH);
-    // Our own renders are known-good; a changed template is operator input, so compose checks it first.
-    const templatesHash = JSON.stringify(await this.deps.templates());
-    if (templatesHash !== this.#checkedTemplates) {
-      await this.deps.compose.check(this.opts.project, file);
-      this.#checkedTemplates = templatesHash;
-    }
-    this.stats.composeRuns++;
-    const t0 = performance.now();
-    await this.deps.compose.up(this.opts.project, file);
-    this.stats.lastComposeMs = performance.now() - t0;
-    // v1 can exit 0 without doing the work: confirm through the Docker API and remember each container's config hash.
-    const containers = await this.deps.docker.list(this.opts.project);
-    this.#lastContainers = containers;
-    const applied: Record<string, string> = {};
-    const notRunning: string[] = [];
-    for (const svc of plan.composeServices) {
-      const mine = containers.filter((c) => c.composeService === svc);
-      const live = mine.find((c) => c.state === 'running' || c.state === 'restarting');
-      if (!live) notRunning.push(`${svc} (${mine[0]?.state ?? 'no container'})`);
-      else if (live.configHash) applied[svc] = live.configHash;
-    }
-    this.#state.appliedContainers = applied;
-    if (notRunning.length > 0) throw new ExternalError(`compose finished but not running: ${notRunning.join(', ')}`);
+  #render(wanted: DesiredView, templates: Templates): PassRender {
+    const paths = { envoyDir: join(this.opts.stateDir, 'envoy'), xdsDir: join(this.opts.stateDir, 'xds') };
+    return renderPass(wanted, templates, this.#state, { ...this.opts, paths });
+  }
+
+  #publish(rendered: PassRender, wanted: DesiredView): void {
+    this.deps.publish?.(rendered, wanted);
+    this.#passing = true; // published: from now until the pass ends, publishNow() may publish newer state
+  }
+
+  /** A clean apply, or a failed one the desired state stepped back from, resets the backoff; a failed action retries. */
+  #countFailures(plan: PassPlan, outcome: ApplyOutcome): void {
+    if (outcome.applied || (!plan.composeReason && this.#lastApply && !this.#lastApply.ok)) this.#failures = 0;
+    if (outcome.failed) this.#retryLater();
+  }
+
+  async #report(wanted: DesiredView, plan: PassPlan, containers: ContainerInfo[]): Promise<PassReport> {
+    const report: PassReport = {
+      desiredRevision: wanted.revision,
+      appliedRevision: this.#state.appliedRevision,
+      rejected: [...wanted.rejected, ...plan.render.issues],
+      lastApply: this.#lastApply,
+      composeRuns: this.stats.composeRuns,
+      plan,
+      containers,
+      wanted,
+    };
+    await this.deps.report(report);
+    return report;
   }
 
   #retryLater(): void {

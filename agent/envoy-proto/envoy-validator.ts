@@ -12,23 +12,6 @@ export type EnvoyIssue = { path: string; message: string };
 
 const TYPE_URL_PREFIX = 'type.googleapis.com/';
 
-/** Type URLs of the resources the project emits. */
-export const XDS_TYPE_URLS = {
-  LISTENER: 'type.googleapis.com/envoy.config.listener.v3.Listener',
-  ROUTE: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
-  CLUSTER: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
-  ENDPOINT: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
-  BOOTSTRAP: 'type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap',
-} as const;
-
-/** Thrown by assertValidEnvoy; carries every issue found. */
-export class EnvoyValidationError extends Error {
-  constructor(message: string, readonly issues: EnvoyIssue[]) {
-    super(message);
-    this.name = 'EnvoyValidationError';
-  }
-}
-
 /** Validates a JSON document as the given Envoy message type ('envoy.x.v3.T' or a type URL). */
 export function validateEnvoy(typeName: string, doc: unknown): EnvoyIssue[] {
   const name = typeName.startsWith(TYPE_URL_PREFIX) ? typeName.slice(TYPE_URL_PREFIX.length) : typeName;
@@ -38,15 +21,6 @@ export function validateEnvoy(typeName: string, doc: unknown): EnvoyIssue[] {
   if (doc === null || doc === undefined) out.push({ path: '', message: `expected ${bareName(type)} (a JSON object), got ${doc === null ? 'null' : 'nothing'}` });
   else checkMessage(type, doc, '', out);
   return out;
-}
-
-/** Throws an EnvoyValidationError listing every issue unless the document is valid. */
-export function assertValidEnvoy(typeName: string, doc: unknown, what: string): void {
-  const issues = validateEnvoy(typeName, doc);
-  if (issues.length === 0) return;
-  const short = typeName.slice(typeName.lastIndexOf('/') + 1);
-  const lines = issues.map((i) => `  - ${i.path || '(root)'}: ${i.message}`);
-  throw new EnvoyValidationError(`${what} is not a valid ${short} (${issues.length} issue${issues.length === 1 ? '' : 's'}):\n${lines.join('\n')}`, issues);
 }
 
 const join = (path: string, key: string): string => (path ? `${path}.${key}` : key);

@@ -1,15 +1,15 @@
 // Recording fakes of ComposeRunner and DockerObserver for the loop's unit tests: they log every
-// call in `ops` and let a test script containers, images, events and failures.
+// call in `ops` (pass one array to several fakes for one ordered log) and let a test script
+// containers, images and failures.
 import type { ComposeFlavour, ComposeRunner } from '../../agent/adapters/docker/compose-runner.js';
-import type { ContainerInfo, DockerEvent, DockerObserver, Watch, WatchHandlers, WatchState } from '../../agent/adapters/docker/docker-observer.js';
+import type { ContainerInfo, DockerObserver } from '../../agent/adapters/docker/docker-observer.js';
 
 export class RecordingComposeRunner implements ComposeRunner {
-  readonly ops: string[] = [];
   private readonly failures: Array<{ op: 'check' | 'up'; error: Error }> = [];
   /** Runs on every successful `up`, e.g. to update a FakeDockerObserver as compose would. */
   onUp?: (project: string, file: string) => void | Promise<void>;
 
-  constructor(readonly flavour: ComposeFlavour = 'v1') {}
+  constructor(readonly flavour: ComposeFlavour = 'v1', readonly ops: string[] = []) {}
 
   /** The next call of `op` throws `error` (queued: one failure per call). */
   failNext(op: 'check' | 'up', error: Error): void {
@@ -33,19 +33,15 @@ export class RecordingComposeRunner implements ComposeRunner {
   }
 }
 
-interface FakeWatch extends Watch {
-  state: WatchState;
-  project: string;
-  handlers: WatchHandlers;
-}
-
-export class FakeDockerObserver implements DockerObserver {
-  readonly ops: string[] = [];
+/** The part of DockerObserver the loop uses. */
+export class FakeDockerObserver implements Pick<DockerObserver, 'list' | 'missingImages'> {
   /** Images Docker "has"; everything else is missing. */
   readonly images = new Set<string>();
   private readonly containers = new Map<string, ContainerInfo[]>();
-  private readonly watches: FakeWatch[] = [];
   private listFailure?: Error;
+  private held?: Promise<void>;
+
+  constructor(readonly ops: string[] = []) {}
 
   setContainers(project: string, containers: ContainerInfo[]): void {
     this.containers.set(project, containers.map((c) => ({ ...c })));
@@ -62,8 +58,19 @@ export class FakeDockerObserver implements DockerObserver {
     this.listFailure = error;
   }
 
+  /** From now on list() is recorded but does not answer until the returned function is called (a busy daemon). */
+  holdLists(): () => void {
+    let release!: () => void;
+    this.held = new Promise<void>((resolve) => (release = resolve));
+    return () => {
+      this.held = undefined;
+      release();
+    };
+  }
+
   async list(project: string): Promise<ContainerInfo[]> {
     this.ops.push(`list ${project}`);
+    await this.held;
     const failure = this.listFailure;
     this.listFailure = undefined;
     if (failure) throw failure;
@@ -73,41 +80,5 @@ export class FakeDockerObserver implements DockerObserver {
   async missingImages(images: string[]): Promise<string[]> {
     this.ops.push(`missingImages ${images.join(',')}`);
     return [...new Set(images)].filter((i) => !this.images.has(i));
-  }
-
-  /** Like the real one: resync() at once (the stream "connected"). */
-  watch(project: string, handlers: WatchHandlers): Watch {
-    this.ops.push(`watch ${project}`);
-    const ops = this.ops;
-    const w: FakeWatch = {
-      project,
-      handlers,
-      state: 'streaming',
-      close() {
-        if (this.state !== 'closed') ops.push(`close ${project}`);
-        this.state = 'closed';
-      },
-    };
-    this.watches.push(w);
-    handlers.resync();
-    return w;
-  }
-
-  /** Delivers an event to the open watches of `project` (only theirs, as the daemon's filter does). */
-  emit(project: string, event: Omit<DockerEvent, 'timeNano'> & { timeNano?: bigint }): void {
-    for (const w of this.open(project)) w.handlers.event({ timeNano: 0n, ...event });
-  }
-
-  /** Simulates a dropped and re-established stream: error, then resync. */
-  reconnect(project: string, error = new Error('fake: event stream lost')): void {
-    for (const w of this.open(project)) {
-      w.handlers.error?.(error);
-      w.handlers.resync();
-    }
-  }
-
-  /** Open watches of a project: lets a test check that the loop closed what it opened. */
-  open(project: string): FakeWatch[] {
-    return this.watches.filter((w) => w.project === project && w.state !== 'closed');
   }
 }

@@ -3,15 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Reconciler } from '../../agent/reconcile.js';
-import type { DesiredEntry, DesiredSnapshot, DesiredSource } from '../../agent/adapters/etcd/etcd-source.js';
-import { StateStore } from '../../agent/adapters/files/state-store.js';
+import { join } from 'node:path';
+import { COMPOSE_PATH } from '../../agent/reconcile.js';
 import { loadTemplates } from '../../agent/adapters/files/templates.js';
-import { parseYamlDocuments } from '../../agent/core/documents/parse-yaml.js';
-import { toEtcdEntry } from '../../agent/core/documents/etcd-docs.js';
 import { type Clock } from '../../agent/core/clock.js';
 import { silentLogger } from '../../agent/core/logger.js';
 import type { Instance } from '../../agent/core/model/model.js';
 import { FakeDockerObserver, RecordingComposeRunner } from '../helpers/docker-fakes.js';
+import { FakeSource, RecordingStateStore } from '../helpers/loop-fakes.js';
 import { tempDir } from '../helpers/paths.js';
 
 const MESH = `apiVersion: meshlet.dev/v1
@@ -30,40 +29,25 @@ spec:
   versions: { v1: { image: api:1, nodes: [node-b] } }
 `;
 
-class Source implements DesiredSource {
-  state = 'watching' as const;
-  snap: DesiredSnapshot | undefined;
-  current() {
-    return this.snap;
-  }
-  load(yaml: string) {
-    const entries = new Map<string, DesiredEntry>();
-    let rev = 0;
-    for (const raw of parseYamlDocuments('t', yaml, [])) {
-      const e = toEtcdEntry('/meshlet', raw);
-      entries.set(e.key, { key: e.key, value: e.value, modRevision: ++rev });
-    }
-    this.snap = { revision: rev, entries };
-  }
-}
-
 const endpointsOfWeb = (published: unknown[]) => published.map((snaps) => {
   const web = (snaps as Record<string, { endpoints: { endpoints?: { lb_endpoints: { endpoint: { address: { socket_address: { port_value: number } } } }[] }[] }[] }>)['sidecar~node-a~web-v1']!;
   return web.endpoints.flatMap((cla) => (cla.endpoints ?? []).flatMap((l) => l.lb_endpoints.map((e) => e.endpoint.address.socket_address.port_value)));
 });
 
 test('a registry change during a compose run is published before compose returns; none between passes', async () => {
-  const source = new Source();
+  const source = new FakeSource();
   source.load(MESH);
+  const rev = source.revision;
+  const ops: string[] = []; // one ordered log: Docker, compose, publishing, state.json, the node status
   let instances: Instance[] = [{ service: 'api', version: 'v1', node: 'node-b', address: '10.0.0.2', port: 18081 }];
-  const docker = new FakeDockerObserver();
+  const docker = new FakeDockerObserver(ops);
   for (const img of ['web:1', 'envoy:test']) docker.images.add(img);
-  const compose = new RecordingComposeRunner();
+  const compose = new RecordingComposeRunner('v1', ops);
   let release!: () => void;
   const upStarted = new Promise<void>((resolve) => {
-    compose.onUp = () => {
+    compose.onUp = (project) => {
       resolve();
-      return new Promise<void>((r) => (release = r));
+      return new Promise<void>((r) => (release = r)).then(() => docker.setContainers(project, ['web-v1', 'web-v1-envoy'].map((name) => ({ id: name, name, composeService: name, state: 'running', image: '-' }))));
     };
   });
   const published: unknown[] = [];
@@ -72,7 +56,14 @@ test('a registry change during a compose run is published before compose returns
   const stateDir = tempDir('meshlet-publish-now-');
   const r = new Reconciler(
     { node: 'node-a', project: 'meshlet-node-a', stateDir, prefix: '/meshlet', advertiseAddress: '127.0.0.1', sidecarImage: 'envoy:test', xdsPort: 15010, adminPorts: { from: 15100, to: 15199 } },
-    { source, docker, compose, templates: async () => templates, state: new StateStore(stateDir), instances: () => instances, publish: (plan) => void published.push(plan.render.snapshots), report: async () => {}, clock, log: silentLogger },
+    {
+      source, docker, compose, templates: async () => templates, state: new RecordingStateStore(stateDir, ops), instances: () => instances, clock, log: silentLogger,
+      publish: (rendered, wanted) => {
+        ops.push(`publish ${wanted.revision}`);
+        published.push(rendered.render.snapshots);
+      },
+      report: async (x) => void ops.push(`report ${x.desiredRevision}`),
+    },
   );
   await r.init();
 
@@ -85,7 +76,13 @@ test('a registry change during a compose run is published before compose returns
   instances = [{ service: 'api', version: 'v1', node: 'node-b', address: '10.0.0.2', port: 18082 }];
   await r.publishNow();
   assert.deepEqual(endpointsOfWeb(published), [[18081], [18082]], 'published while compose still runs');
-  assert.deepEqual(compose.ops.filter((o) => o.startsWith('up')).length, 1);
+  assert.deepEqual(ops.filter((o) => o.startsWith('up')).length, 1);
+  const file = join(stateDir, COMPOSE_PATH);
+  const P = 'meshlet-node-a';
+  assert.deepEqual(ops, [`list ${P}`, `publish ${rev}`, `missingImages envoy:test,web:1`, `check ${P} ${file}`, `up ${P} ${file}`, `publish ${rev}`], 'the second publish while up has not returned');
   release();
   await pass;
+  assert.deepEqual(ops.slice(6), [`list ${P}`, `save applied ${rev}`, `report ${rev}`]);
+  await r.publishNow();
+  assert.equal(published.length, 2, 'the pass ended: nothing published ahead');
 });

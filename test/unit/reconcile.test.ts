@@ -1,59 +1,33 @@
 // The loop with recording fakes: which compose and Docker operations each pass performs, in order.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { Reconciler, COMPOSE_PATH, LAST_GOOD_PATH, type PassReport } from '../../agent/reconcile.js';
-import type { DesiredEntry, DesiredSnapshot, DesiredSource } from '../../agent/adapters/etcd/etcd-source.js';
-import { StateStore } from '../../agent/adapters/files/state-store.js';
 import { loadTemplates } from '../../agent/adapters/files/templates.js';
-import { parseYamlDocuments } from '../../agent/core/documents/parse-yaml.js';
-import { toEtcdEntry } from '../../agent/core/documents/etcd-docs.js';
 import { contentHash } from '../../agent/core/model/canonical.js';
 import { type Clock } from '../../agent/core/clock.js';
 import { silentLogger } from '../../agent/core/logger.js';
 import { ExternalError } from '../../agent/core/errors.js';
 import type { ContainerInfo } from '../../agent/adapters/docker/docker-observer.js';
 import { FakeDockerObserver, RecordingComposeRunner } from '../helpers/docker-fakes.js';
+import { FakeSource, RecordingStateStore } from '../helpers/loop-fakes.js';
 import { fixture, tempDir } from '../helpers/paths.js';
 
 const PREFIX = '/meshlet';
 const PROJECT = 'meshlet-node-a';
-
-class FakeSource implements DesiredSource {
-  state = 'watching' as const;
-  snap: DesiredSnapshot | undefined;
-  revision = 0;
-  entries = new Map<string, DesiredEntry>();
-  current() {
-    return this.snap;
-  }
-  put(key: string, value: string) {
-    this.revision++;
-    this.entries.set(key, { key, value, modRevision: this.revision });
-    this.snap = { revision: this.revision, entries: new Map(this.entries) };
-  }
-  delete(key: string) {
-    this.revision++;
-    this.entries.delete(key);
-    this.snap = { revision: this.revision, entries: new Map(this.entries) };
-  }
-  load(yaml: string) {
-    for (const raw of parseYamlDocuments('fixture', yaml, [])) {
-      const e = toEtcdEntry(PREFIX, raw);
-      this.put(e.key, e.value);
-    }
-  }
-}
+const IMAGES = 'envoyproxy/envoy:v1.32.3,registry.local/bookinfo/productpage:1.0,registry.local/bookinfo/ratings:1.0,registry.local/bookinfo/reviews:1.0';
 
 const neverClock: Clock = { now: () => 0, sleep: () => new Promise(() => {}) };
 
 async function setup() {
   const stateDir = tempDir('meshlet-loop-');
-  const source = new FakeSource();
-  const docker = new FakeDockerObserver();
-  const compose = new RecordingComposeRunner();
+  const source = new FakeSource(PREFIX);
+  // One ordered log of every call the loop makes: Docker, compose, xDS publishing, state.json, the node status.
+  const ops: string[] = [];
+  const docker = new FakeDockerObserver(ops);
+  const compose = new RecordingComposeRunner('v1', ops);
   const reports: PassReport[] = [];
   // Compose "runs" the file: one running container per compose service, its config hash from the service's content.
   compose.onUp = (project, file) => {
@@ -71,66 +45,104 @@ async function setup() {
   const templates = await loadTemplates();
   const r = new Reconciler(
     { node: 'node-a', project: PROJECT, stateDir, prefix: PREFIX, advertiseAddress: '127.0.0.1', sidecarImage: 'envoyproxy/envoy:v1.32.3', xdsPort: 15010, adminPorts: { from: 15100, to: 15199 } },
-    { source, docker, compose, templates: async () => templates, state: new StateStore(stateDir), report: async (x) => void reports.push(x), clock: neverClock, log: silentLogger },
+    {
+      source, docker, compose, templates: async () => templates, state: new RecordingStateStore(stateDir, ops), clock: neverClock, log: silentLogger,
+      publish: (_rendered, wanted) => void ops.push(`publish ${wanted.revision}`),
+      report: async (x) => {
+        ops.push(`report ${x.desiredRevision}`);
+        reports.push(x);
+      },
+    },
   );
   await r.init();
   const mesh = readFileSync(fixture('bookinfo', 'services.yaml'), 'utf8') + '\n---\n' + readFileSync(fixture('bookinfo', 'routes.yaml'), 'utf8');
   for (const img of ['registry.local/bookinfo/productpage:1.0', 'registry.local/bookinfo/reviews:1.0', 'registry.local/bookinfo/ratings:1.0', 'envoyproxy/envoy:v1.32.3']) docker.images.add(img);
-  return { r, source, docker, compose, reports, stateDir, mesh };
+  return { r, source, docker, compose, ops, reports, stateDir, mesh };
 }
 
 test('no desired state yet: a pass touches nothing', async () => {
-  const { r, docker, compose } = await setup();
+  const { r, ops } = await setup();
   assert.equal(await r.pass(), undefined);
-  assert.deepEqual(compose.ops, []);
-  assert.deepEqual(docker.ops, []);
+  assert.deepEqual(ops, []);
 });
 
-test('first pass: list, check images, check the file, up, confirm; the same state again runs nothing', async () => {
-  const { r, source, docker, compose, stateDir, mesh, reports } = await setup();
+test('first pass: list, publish, check images, check the file, up, confirm, save, report; the same state again runs nothing', async () => {
+  const { r, source, ops, stateDir, mesh, reports } = await setup();
   source.load(mesh);
+  const rev = source.revision;
   await r.pass();
   const file = join(stateDir, COMPOSE_PATH);
-  assert.deepEqual(compose.ops, [`check ${PROJECT} ${file}`, `up ${PROJECT} ${file}`]);
-  assert.deepEqual(docker.ops, [`list ${PROJECT}`, `missingImages envoyproxy/envoy:v1.32.3,registry.local/bookinfo/productpage:1.0,registry.local/bookinfo/ratings:1.0,registry.local/bookinfo/reviews:1.0`, `list ${PROJECT}`]);
+  assert.deepEqual(ops, [`list ${PROJECT}`, `publish ${rev}`, `missingImages ${IMAGES}`, `check ${PROJECT} ${file}`, `up ${PROJECT} ${file}`, `list ${PROJECT}`, `save applied ${rev}`, `report ${rev}`]);
   assert.equal(readFileSync(join(stateDir, LAST_GOOD_PATH), 'utf8'), readFileSync(file, 'utf8'));
   assert.equal(reports.at(-1)!.lastApply!.ok, true);
   assert.equal(reports.at(-1)!.appliedRevision, source.revision);
 
-  compose.ops.length = 0;
-  docker.ops.length = 0;
+  ops.length = 0;
   await r.pass();
   await r.pass();
-  assert.deepEqual(compose.ops, []);
-  assert.deepEqual(docker.ops, [`list ${PROJECT}`, `list ${PROJECT}`]);
+  const idle = [`list ${PROJECT}`, `publish ${rev}`, `save applied ${rev}`, `report ${rev}`];
+  assert.deepEqual(ops, [...idle, ...idle]);
+});
+
+test('xDS is published while Docker has not answered the listing; nothing is applied until it does', async () => {
+  const { r, source, docker, ops, stateDir, mesh } = await setup();
+  source.load(mesh);
+  const rev = source.revision;
+  const answer = docker.holdLists();
+  const pass = r.pass();
+  for (let i = 0; i < 50; i++) await new Promise(setImmediate); // let the pass run as far as it can
+  assert.deepEqual(ops, [`list ${PROJECT}`, `publish ${rev}`]);
+  assert.equal(existsSync(join(stateDir, COMPOSE_PATH)), false, 'no file written');
+  assert.equal(r.state.appliedRevision, undefined);
+  await r.publishNow();
+  assert.deepEqual(ops, [`list ${PROJECT}`, `publish ${rev}`, `publish ${rev}`], 'publishNow() publishes while the pass waits for Docker');
+
+  answer();
+  await pass;
+  const file = join(stateDir, COMPOSE_PATH);
+  assert.deepEqual(ops.slice(3), [`missingImages ${IMAGES}`, `check ${PROJECT} ${file}`, `up ${PROJECT} ${file}`, `list ${PROJECT}`, `save applied ${rev}`, `report ${rev}`]);
+  assert.equal(r.state.appliedRevision, rev);
+});
+
+test('a Docker listing that fails ends the pass after publishing: nothing written, saved or reported (run() retries)', async () => {
+  const { r, source, docker, ops, stateDir, mesh, reports } = await setup();
+  source.load(mesh);
+  docker.failNextList(new ExternalError('docker daemon went away'));
+  await assert.rejects(r.pass(), /docker daemon went away/);
+  assert.deepEqual(ops, [`list ${PROJECT}`, `publish ${source.revision}`]);
+  assert.equal(existsSync(join(stateDir, COMPOSE_PATH)), false);
+  assert.deepEqual(reports, []);
 });
 
 test('a change to another node\'s workload neither runs compose nor rewrites the compose file', async () => {
-  const { r, source, compose, stateDir, mesh } = await setup();
+  const { r, source, ops, stateDir, mesh } = await setup();
   source.load(mesh);
   await r.pass();
   const before = readFileSync(join(stateDir, COMPOSE_PATH), 'utf8');
-  compose.ops.length = 0;
+  ops.length = 0;
   source.load(mesh.replace('STAR_COLOR: black', 'STAR_COLOR: blue')); // reviews v2 runs on node-b
   await r.pass();
-  assert.deepEqual(compose.ops, []);
+  const rev = source.revision;
+  assert.deepEqual(ops, [`list ${PROJECT}`, `publish ${rev}`, `save applied ${rev}`, `report ${rev}`]);
   assert.equal(readFileSync(join(stateDir, COMPOSE_PATH), 'utf8'), before);
 });
 
 test('a change to this node\'s project runs up once (no new check while templates are unchanged)', async () => {
-  const { r, source, compose, stateDir, mesh } = await setup();
+  const { r, source, ops, stateDir, mesh } = await setup();
   source.load(mesh);
   await r.pass();
-  compose.ops.length = 0;
+  ops.length = 0;
   source.load(mesh.replace('LOG_LEVEL: info', 'LOG_LEVEL: debug'));
   await r.pass();
-  assert.deepEqual(compose.ops, [`up ${PROJECT} ${join(stateDir, COMPOSE_PATH)}`]);
+  const rev = source.revision;
+  assert.deepEqual(ops, [`list ${PROJECT}`, `publish ${rev}`, `missingImages ${IMAGES}`, `up ${PROJECT} ${join(stateDir, COMPOSE_PATH)}`, `list ${PROJECT}`, `save applied ${rev}`, `report ${rev}`]);
   assert.match(readFileSync(join(stateDir, COMPOSE_PATH), 'utf8'), /LOG_LEVEL: debug/);
 });
 
 test('drift: a stopped, a missing or a foreign container makes the next pass run up', async () => {
-  const { r, source, docker, compose, mesh } = await setup();
+  const { r, source, docker, ops, stateDir, mesh } = await setup();
   source.load(mesh);
+  const rev = source.revision;
   await r.pass();
   const list = await docker.list(PROJECT);
   for (const [name, change] of [
@@ -140,49 +152,58 @@ test('drift: a stopped, a missing or a foreign container makes the next pass run
     ['foreign', () => docker.setContainers(PROJECT, [...list, { ...list[0]!, id: 'x', composeService: 'intruder' }])],
   ] as const) {
     await r.pass(); // converge (the fake compose resets containers on up)
-    compose.ops.length = 0;
+    ops.length = 0;
     change();
     await r.pass();
-    assert.equal(compose.ops.filter((o) => o.startsWith('up')).length, 1, name);
+    assert.equal(ops.filter((o) => o.startsWith('up')).length, 1, name);
+    assert.deepEqual(ops, [`list ${PROJECT}`, `publish ${rev}`, `missingImages ${IMAGES}`, `up ${PROJECT} ${join(stateDir, COMPOSE_PATH)}`, `list ${PROJECT}`, `save applied ${rev}`, `report ${rev}`], name);
   }
 });
 
-test('compose failure: the error is reported, the last-good file and applied state stay, the next pass tries again', async () => {
-  const { r, source, compose, stateDir, mesh, reports } = await setup();
+test('compose failure: the error is reported naming the action, the last-good file and applied state stay, the next pass tries again', async () => {
+  const { r, source, compose, ops, stateDir, mesh, reports } = await setup();
   source.load(mesh);
   await r.pass();
+  const applied = { hash: r.state.appliedHash, revision: source.revision };
   const lastGood = readFileSync(join(stateDir, LAST_GOOD_PATH), 'utf8');
-  const applied = r.state.appliedHash;
   compose.failNext('up', new ExternalError('compose exploded'));
   source.load(mesh.replace('LOG_LEVEL: info', 'LOG_LEVEL: debug'));
+  const rev = source.revision;
+  const file = join(stateDir, COMPOSE_PATH);
+  ops.length = 0;
   await r.pass();
+  assert.deepEqual(ops, [`list ${PROJECT}`, `publish ${rev}`, `missingImages ${IMAGES}`, `up ${PROJECT} ${file}`, `save applied ${applied.revision}`, `report ${rev}`], 'stops at the failed up: no confirm, no last-good');
   assert.equal(reports.at(-1)!.lastApply!.ok, false);
   assert.match(reports.at(-1)!.lastApply!.message!, /compose exploded/);
+  assert.equal(reports.at(-1)!.lastApply!.action, 'compose up');
   assert.equal(readFileSync(join(stateDir, LAST_GOOD_PATH), 'utf8'), lastGood);
-  assert.equal(r.state.appliedHash, applied);
-  compose.ops.length = 0;
+  assert.equal(r.state.appliedHash, applied.hash);
+  ops.length = 0;
   await r.pass();
-  assert.equal(compose.ops.filter((o) => o.startsWith('up')).length, 1);
+  assert.equal(ops.filter((o) => o.startsWith('up')).length, 1);
+  assert.deepEqual(ops, [`list ${PROJECT}`, `publish ${rev}`, `missingImages ${IMAGES}`, `up ${PROJECT} ${file}`, `list ${PROJECT}`, `save applied ${rev}`, `report ${rev}`]);
   assert.equal(reports.at(-1)!.lastApply!.ok, true);
 });
 
 test('a missing image stops the apply before compose runs, naming the image', async () => {
-  const { r, source, docker, compose, mesh, reports } = await setup();
+  const { r, source, docker, ops, mesh, reports } = await setup();
   docker.images.delete('registry.local/bookinfo/ratings:1.0');
   source.load(mesh);
   await r.pass();
-  assert.deepEqual(compose.ops, []);
+  const rev = source.revision;
+  assert.deepEqual(ops, [`list ${PROJECT}`, `publish ${rev}`, `missingImages ${IMAGES}`, 'save applied -', `report ${rev}`]);
   assert.match(reports.at(-1)!.lastApply!.message!, /registry\.local\/bookinfo\/ratings:1\.0.*never pulls/);
+  assert.equal(reports.at(-1)!.lastApply!.action, 'check images');
 });
 
 test('a bad document is rejected alone and the rest is applied', async () => {
-  const { r, source, compose, stateDir, mesh, reports } = await setup();
+  const { r, source, ops, stateDir, mesh, reports } = await setup();
   source.load(mesh);
   source.put(`${PREFIX}/desired/services/broken`, '{not json');
   source.put(`${PREFIX}/desired/routes/other-name`, JSON.stringify({ apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'reviews2' }, spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }] }] } }));
   await r.pass();
   const rejected = reports.at(-1)!.rejected;
   assert.deepEqual(rejected.map((i) => i.doc.source).sort(), [`${PREFIX}/desired/routes/other-name`, `${PREFIX}/desired/services/broken`]);
-  assert.equal(compose.ops.filter((o) => o.startsWith('up')).length, 1);
+  assert.equal(ops.filter((o) => o.startsWith('up')).length, 1);
   assert.match(readFileSync(join(stateDir, COMPOSE_PATH), 'utf8'), /productpage-v1:/);
 });

@@ -45,6 +45,23 @@ test('a consistent, valid snapshot is published with per-resource versions', () 
   for (const m of Object.values(snap.resources)) for (const res of m.values()) assert.match(res.version, /^[0-9a-f]{16}$/);
 });
 
+test('a resource with several mistakes is refused with every issue listed, each with its path (the validator on the publish path)', () => {
+  const cache = new SnapshotCache();
+  assert.ok(cache.setSnapshot(NODE, greeter()).ok);
+  const good = cache.getSnapshot(NODE)!;
+  const bad = clone(greeter());
+  const c = bad.clusters.find((x) => x.name === 'greeter|v1')!;
+  c.lb_policy = 'ROUND_ROBINN';
+  c.connect_timeout = 5;
+  const r = cache.setSnapshot(NODE, bad);
+  assert.ok(!r.ok);
+  assert.equal(r.errors.length, 2, JSON.stringify(r.errors));
+  assert.match(r.errors.join('\n'), /Cluster greeter\|v1: lb_policy: unknown value "ROUND_ROBINN"/);
+  assert.match(r.errors.join('\n'), /Cluster greeter\|v1: connect_timeout: expected Duration/);
+  assert.equal(cache.getSnapshot(NODE), good, 'the last good snapshot keeps serving');
+  assert.ok(cache.setSnapshot(NODE, greeter()).ok, 'the valid one again is accepted');
+});
+
 test('inconsistent or invalid snapshots are refused with every error, and the last good one keeps serving', () => {
   const cache = new SnapshotCache();
   assert.ok(cache.setSnapshot(NODE, greeter()).ok);

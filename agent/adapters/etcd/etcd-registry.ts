@@ -85,10 +85,6 @@ export class Registry {
     return this.#lease;
   }
 
-  get lastError(): string | undefined {
-    return this.#lastError;
-  }
-
   /** What this node has (or is about to have) registered: nothing while drained. */
   current(): Instance[] {
     if (this.#drained) return [];

@@ -12,7 +12,8 @@ export interface DesiredEntry {
   modRevision: number;
 }
 
-export interface DesiredSnapshot {
+/** Every key under a watched prefix (desired state, registry, a drain mark) at a revision. */
+export interface PrefixSnapshot {
   /** The etcd revision this state is known to be current at. */
   revision: number;
   entries: ReadonlyMap<string, DesiredEntry>;
@@ -21,7 +22,7 @@ export interface DesiredSnapshot {
 export type SourceState = 'snapshotting' | 'watching' | 'waiting' | 'stopped';
 
 export interface DesiredSource {
-  current(): DesiredSnapshot | undefined;
+  current(): PrefixSnapshot | undefined;
   readonly state: SourceState;
 }
 
@@ -48,7 +49,7 @@ export class EtcdDesiredSource implements DesiredSource {
     return this.#state;
   }
 
-  current(): DesiredSnapshot | undefined {
+  current(): PrefixSnapshot | undefined {
     return this.#loaded ? { revision: this.#revision, entries: new Map(this.#entries) } : undefined;
   }
 

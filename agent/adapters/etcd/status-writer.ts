@@ -12,7 +12,7 @@ export interface NodeStatus {
   leaseTtl: number;
   desiredRevision?: number;
   appliedRevision?: number;
-  lastApply?: { ok: boolean; at: string; revision: number; reason?: string; message?: string };
+  lastApply?: { ok: boolean; at: string; revision: number; reason?: string; message?: string; action?: string };
   rejected: { key: string; kind?: string; name?: string; path: string; message: string }[];
   composeRuns: number;
   workloads: string[];
@@ -23,7 +23,6 @@ export interface NodeStatus {
 export class StatusWriter {
   #last = '';
   #lease: string;
-  writes = 0;
 
   constructor(private readonly etcd: Etcd3, private readonly key: string, lease: string, private readonly log: Logger) {
     this.#lease = lease;
@@ -35,7 +34,6 @@ export class StatusWriter {
     try {
       await this.etcd.put(this.key).value(value).lease(this.#lease).exec();
       this.#last = value;
-      this.writes++;
     } catch (err) {
       this.log.warn('cannot write node status; will retry on the next pass', { error: (err as Error).message });
     }

@@ -1,8 +1,9 @@
 // state.json in the state dir: what a restarted agent needs to carry on (lease id, port assignments, last apply).
 import { join } from 'node:path';
+import type { AppliedState } from '../../core/render/plan.js';
 import { readIfExists, writeAtomic } from './file-store.js';
 
-export interface AgentState {
+export interface AgentState extends AppliedState {
   node: string;
   leaseId?: string;
   adminPorts: Record<string, number>;

@@ -99,14 +99,6 @@ export function readNumber(sink: IssueSink, value: unknown, path: string, min: n
   return value;
 }
 
-export function readBool(sink: IssueSink, value: unknown, path: string): boolean | undefined {
-  if (typeof value !== 'boolean') {
-    sink.add(path, `expected true or false, got ${describe(value)}`);
-    return undefined;
-  }
-  return value;
-}
-
 /** A duration such as "2s", "500ms", "1m30s"; returns milliseconds. */
 export function readDuration(sink: IssueSink, value: unknown, path: string, minMs = 0, maxMs = 315_576_000_000_000): number | undefined {
   const ms = typeof value === 'string' ? parseDuration(value) : undefined;

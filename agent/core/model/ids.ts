@@ -12,11 +12,6 @@ export function workloadNodeId(kind: ClientKind, node: string, workload: string)
   return `${kind}~${node}~${workload}`;
 }
 
-export function parseXdsNodeId(id: string): { kind: ClientKind; node: string; workload: string } | undefined {
-  const m = /^(sidecar|proxyless)~([^~]+)~([^~]+)$/.exec(id);
-  return m ? { kind: m[1] as ClientKind, node: m[2]!, workload: m[3]! } : undefined;
-}
-
 /** Compose project name; v1 silently strips and v2 refuses characters outside this set. */
 export function projectName(node: string): string {
   return `meshlet-${node.toLowerCase().replace(/[^a-z0-9_-]/g, '-')}`;

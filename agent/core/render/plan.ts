@@ -1,4 +1,4 @@
-// One pass's plan, pure: from the desired state and what Docker shows, the files to write and whether compose must run.
+// One pass's plan, pure: render from the desired state (no Docker), then decide about compose from what Docker shows.
 import type { Issue } from '../model/issues.js';
 import type { Desired, HealthCheck, Instance } from '../model/model.js';
 import { workloadsOn } from './placement.js';
@@ -7,6 +7,14 @@ import { renderNode } from './render-node.js';
 import { COMPOSE_FILE, renderFiles } from './render-files.js';
 import { contentHash } from '../model/canonical.js';
 
+/** The desired state as one pass sees it: the accepted documents at an etcd revision, and every node's instances. */
+export interface DesiredView {
+  revision: number;
+  desired: Desired;
+  rejected: Issue[];
+  instances: Instance[];
+}
+
 /** What Docker shows of one container of the node's project. */
 export interface ObservedContainer {
   composeService: string;
@@ -14,50 +22,43 @@ export interface ObservedContainer {
   configHash?: string;
 }
 
-export interface Observed {
-  revision: number;
-  desired: Desired;
-  rejected: Issue[];
-  instances: Instance[];
-  containers: ObservedContainer[];
-}
-
-export interface Previous {
+/** What the agent remembers between passes (state.json) that planning reads and nextState() writes. */
+export interface AppliedState {
   adminPorts: Record<string, number>;
+  appliedRevision?: number;
   appliedHash?: string;
   appliedContainers?: Record<string, string>;
   renderedHash?: string;
   renderedRevision?: number;
 }
 
-export interface Plan {
+/** Everything that needs no Docker: files, xDS snapshots, apps. The agent publishes xDS from this before Docker answers. */
+export interface PassRender {
   render: NodeRender;
+  /** The desired revision rendered. */
+  revision: number;
   /** Files for the state dir, by relative path (compose/…, envoy/…, xds/…). */
   files: Map<string, string>;
   /** Hash of what compose runs: the compose document and every file it mounts. */
   projectHash: string;
   renderedRevision: number;
-  /** Why compose must run, or undefined when the project on Docker is already what was rendered. */
-  composeReason?: string;
   images: string[];
   composeServices: string[];
   /** The app instances placed on this node (for health tracking and registration). */
   apps: { service: string; version: string; port: number; health?: HealthCheck }[];
 }
 
-/** Renders the node and decides about compose from what Docker shows (both steps; see planRender). */
-export function planPass(observed: Observed, templates: Templates, previous: Previous, opts: Omit<NodeOptions, 'previousAdminPorts'>): Plan {
-  const plan = planRender(observed, templates, previous, opts);
-  plan.composeReason = composeReasonFor(plan, observed.containers, previous);
-  return plan;
+/** A render plus the decision about compose: what one pass applies. */
+export interface PassPlan extends PassRender {
+  /** Why compose must run, or undefined when the project on Docker is already what was rendered. */
+  composeReason?: string;
 }
 
-/** Everything that needs no Docker: files, xDS snapshots, apps. The agent publishes xDS from this before Docker answers. */
-export function planRender(observed: Omit<Observed, 'containers'>, templates: Templates, previous: Previous, opts: Omit<NodeOptions, 'previousAdminPorts'>): Plan {
-  const render = renderNode(observed.desired, observed.instances, templates, { ...opts, previousAdminPorts: previous.adminPorts });
+export function renderPass(view: DesiredView, templates: Templates, previous: AppliedState, opts: Omit<NodeOptions, 'previousAdminPorts'>): PassRender {
+  const render = renderNode(view.desired, view.instances, templates, { ...opts, previousAdminPorts: previous.adminPorts });
   const projectHash = contentHash({ compose: render.compose, bootstraps: render.bootstraps, xds: render.xdsBootstraps });
   // The header names the revision at which the project last changed, so unrelated changes don't touch the file.
-  const renderedRevision = previous.renderedHash === projectHash && previous.renderedRevision !== undefined ? previous.renderedRevision : observed.revision;
+  const renderedRevision = previous.renderedHash === projectHash && previous.renderedRevision !== undefined ? previous.renderedRevision : view.revision;
   const files = new Map<string, string>();
   for (const [rel, text] of renderFiles(render, `etcd revision ${renderedRevision} for node ${opts.node}`)) {
     if (rel === COMPOSE_FILE) files.set(`compose/${COMPOSE_FILE}`, text);
@@ -65,17 +66,19 @@ export function planRender(observed: Omit<Observed, 'containers'>, templates: Te
   }
   const composeServices = Object.keys(render.compose.services).sort();
   const images = [...new Set(Object.values(render.compose.services).map((s) => String(s.image)))].sort();
-  const apps = workloadsOn(observed.desired, opts.node)
+  const apps = workloadsOn(view.desired, opts.node)
     .filter((w) => render.adminPorts[w.name] !== undefined)
     .map((w) => ({ service: w.service.name, version: w.version.name, port: w.version.port, ...(w.version.health ? { health: w.version.health } : {}) }));
-  return { render, files, projectHash, renderedRevision, images, composeServices, apps };
+  return { render, revision: view.revision, files, projectHash, renderedRevision, images, composeServices, apps };
 }
 
-export function composeReasonFor(plan: Plan, containers: ObservedContainer[], previous: Previous): string | undefined {
-  return composeReason(plan.projectHash, plan.composeServices, containers, previous);
+/** The pass's plan: the render, and whether compose must run given the containers Docker lists. */
+export function planPass(rendered: PassRender, containers: ObservedContainer[], previous: AppliedState): PassPlan {
+  const composeReason = composeReasonFor(rendered.projectHash, rendered.composeServices, containers, previous);
+  return composeReason ? { ...rendered, composeReason } : { ...rendered };
 }
 
-function composeReason(hash: string, expected: string[], containers: ObservedContainer[], previous: Previous): string | undefined {
+function composeReasonFor(hash: string, expected: string[], containers: ObservedContainer[], previous: AppliedState): string | undefined {
   if (previous.appliedHash !== hash) return previous.appliedHash ? 'the rendered project changed' : 'first apply';
   // While compose recreates a container, the old one briefly shows too (stopped, renamed): a service is fine
   // when one of its containers runs with the config compose last applied.
