@@ -1,0 +1,69 @@
+// Inputs the document fuzzing (fuzz-documents.test.ts) found, each kept as a plain example.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadDesired } from '../../agent/core/desired.js';
+import { formatIssue } from '../../agent/core/issues.js';
+
+const SERVICES = `apiVersion: meshlet.dev/v1
+kind: Service
+metadata: {name: web}
+spec:
+  port: 9000
+  versions: {v1: {image: web, nodes: [node-a]}}
+  upstreams: [{service: api, localPort: 19001}]
+---
+apiVersion: meshlet.dev/v1
+kind: Service
+metadata: {name: api}
+spec: {port: 9001, versions: {v1: {image: api, nodes: [node-a]}}}
+---
+`;
+
+function issuesOf(text: string): string[] {
+  return loadDesired([{ source: 'f.yaml', text: SERVICES + text }], { xdsPort: 15010 }).issues.map(formatIssue);
+}
+
+const route = (http: string) => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api}
+spec:
+  hosts: [api]
+  http:
+  - route: [{destination: {host: api}}]
+    ${http}
+`;
+
+test('header operations and rewrites that Envoy would refuse are refused by path (they passed validation, then failed the strict check)', () => {
+  const issues = issuesOf(route(String.raw`rewrite: {uri: "/a\0", authority: "x\ny"}
+    headers: {request: {set: {a: "\0", "b c": "x"}, remove: [":path"]}, response: {add: {x: "a\rb"}}}`));
+  const at = (p: string) => issues.find((l) => l.includes(`(document 3): ${p}: `));
+  assert.match(at('spec.http[0].rewrite.uri') ?? '', /expected a header value \(no NUL, CR or LF\), got the string "\/a\\u0000"/);
+  assert.match(at('spec.http[0].rewrite.authority') ?? '', /expected a header value/);
+  assert.match(at('spec.http[0].headers.request.set.a') ?? '', /expected a header value/);
+  assert.match(at('spec.http[0].headers.request.set["b c"]') ?? '', /expected a header name/);
+  assert.match(at('spec.http[0].headers.request.remove[0]') ?? '', /expected a header name.*":path"/);
+  assert.match(at('spec.http[0].headers.response.add.x') ?? '', /expected a header value/);
+  assert.equal(issues.length, 6, issues.join('\n'));
+  assert.deepEqual(issuesOf(route('headers: {request: {set: {x-env: "prod $1 é"}, remove: [x-debug]}}')), []);
+});
+
+test('a destination subset that is no subset name is refused as such, and the message stays on one line', () => {
+  const issues = issuesOf(route('').replace('{host: api}', '{host: api, subset: "v1\\nv2"}'));
+  assert.deepEqual(issues, ['f.yaml: VirtualService "api" (document 3): spec.http[0].route[0].destination.subset: expected a subset name (lower-case letters, digits, ".", "_" and "-"), got the string "v1\\nv2"']);
+});
+
+test('an unsupported TLS mode with a line break is quoted in the message', () => {
+  const issues = issuesOf(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api}
+spec: {host: api, trafficPolicy: {tls: {mode: "SIMPLE\\nx"}}}
+`);
+  assert.equal(issues.length, 1);
+  assert.ok(!issues[0]!.includes('\n'), issues[0]);
+  assert.match(issues[0]!, /spec\.trafficPolicy\.tls\.mode: the string "SIMPLE\\nx" is not supported/);
+  assert.match(issuesOf(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api}
+spec: {host: api, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}
+`)[0]!, /tls\.mode: ISTIO_MUTUAL is not supported/);
+});
