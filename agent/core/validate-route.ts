@@ -82,7 +82,7 @@ function readMatch(sink: IssueSink, value: unknown, path: string): HttpMatch | u
   if (!m) return undefined;
   const out: HttpMatch = { headers: [], withoutHeaders: [], queryParams: [], ignoreUriCase: false };
   if (m.name !== undefined) readString(sink, m.name, at(path, 'name'));
-  if (m.uri !== undefined) out.uri = readStringMatch(sink, m.uri, at(path, 'uri'));
+  if (m.uri !== undefined) out.uri = readStringMatch(sink, m.uri, at(path, 'uri'), true);
   if (m.method !== undefined) out.method = readStringMatch(sink, m.method, at(path, 'method'));
   if (m.authority !== undefined) out.authority = readStringMatch(sink, m.authority, at(path, 'authority'));
   out.headers = readNamedMatches(sink, m.headers, at(path, 'headers'));
@@ -107,7 +107,8 @@ function readNamedMatches(sink: IssueSink, value: unknown, path: string): { name
   });
 }
 
-function readStringMatch(sink: IssueSink, value: unknown, path: string): StringMatch | undefined {
+/** `uri`: a route's path match, where Envoy takes an empty prefix (its StringMatcher elsewhere does not). */
+function readStringMatch(sink: IssueSink, value: unknown, path: string, uri = false): StringMatch | undefined {
   const m = readObject(sink, value, path, ['exact', 'prefix', 'regex']);
   if (!m) return undefined;
   const set = (['exact', 'prefix', 'regex'] as const).filter((k) => m[k] !== undefined);
@@ -118,6 +119,10 @@ function readStringMatch(sink: IssueSink, value: unknown, path: string): StringM
   const kind = set[0]!;
   const text = readString(sink, m[kind], at(path, kind));
   if (text === undefined) return undefined;
+  if (text === '' && (kind === 'regex' || (kind === 'prefix' && !uri))) {
+    sink.add(at(path, kind), `expected a non-empty ${kind}${kind === 'prefix' ? ' (to match any value, leave the match out)' : ''}`);
+    return undefined;
+  }
   if (kind === 'regex') {
     const re2 = re2SyntaxError(text);
     if (re2) {

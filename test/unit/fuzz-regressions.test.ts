@@ -47,6 +47,15 @@ test('header operations and rewrites that Envoy would refuse are refused by path
   assert.deepEqual(issuesOf(route('headers: {request: {set: {x-env: "prod $1 é"}, remove: [x-debug]}}')), []);
 });
 
+test('an empty prefix or regex is refused where Envoy refuses it; an empty uri prefix is taken', () => {
+  const issues = issuesOf(route('').replace('- route:', `- match: [{uri: {prefix: ""}, headers: {a: {prefix: ""}}, queryParams: {q: {regex: ""}}}]
+    route:`));
+  assert.deepEqual(issues, [
+    'f.yaml: VirtualService "api" (document 3): spec.http[0].match[0].headers.a.prefix: expected a non-empty prefix (to match any value, leave the match out)',
+    'f.yaml: VirtualService "api" (document 3): spec.http[0].match[0].queryParams.q.regex: expected a non-empty regex',
+  ]);
+});
+
 test('a destination subset that is no subset name is refused as such, and the message stays on one line', () => {
   const issues = issuesOf(route('').replace('{host: api}', '{host: api, subset: "v1\\nv2"}'));
   assert.deepEqual(issues, ['f.yaml: VirtualService "api" (document 3): spec.http[0].route[0].destination.subset: expected a subset name (lower-case letters, digits, ".", "_" and "-"), got the string "v1\\nv2"']);
