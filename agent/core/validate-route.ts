@@ -13,6 +13,14 @@ const SUBSET = { pattern: SUBSET_NAME, expected: 'a subset name (lower-case lett
 const HEADER_NAME = { pattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, expected: 'a header name (letters, digits and !#$%&\'*+.^_`|~-)' };
 // Envoy refuses a header value (and prefix_rewrite, host_rewrite_literal) holding NUL, CR or LF.
 const HEADER_VALUE = { pattern: /^[^\0\r\n]*$/, expected: 'a header value (no NUL, CR or LF)' };
+const MAX_HEADER_BYTES = 16384; // Envoy's HeaderValue.value max_bytes
+
+function readHeaderValue(sink: IssueSink, value: unknown, path: string): string | undefined {
+  const s = readString(sink, value, path, HEADER_VALUE);
+  if (s === undefined || Buffer.byteLength(s) <= MAX_HEADER_BYTES) return s;
+  sink.add(path, `expected at most ${MAX_HEADER_BYTES} bytes, got ${Buffer.byteLength(s)}`);
+  return undefined;
+}
 
 export function validateVirtualService(sink: IssueSink, body: Obj, name: string | undefined): VirtualService | undefined {
   const before = sink.out.length;
@@ -62,8 +70,8 @@ function readHttpRoute(sink: IssueSink, value: unknown, path: string): HttpRoute
     const rw = readObject(sink, r.rewrite, at(path, 'rewrite'), ['uri', 'authority'], { uriRegexRewrite: NOT_SUPPORTED('uriRegexRewrite') });
     if (rw) {
       route.rewrite = {};
-      if (rw.uri !== undefined) route.rewrite.uri = readString(sink, rw.uri, at(at(path, 'rewrite'), 'uri'), HEADER_VALUE);
-      if (rw.authority !== undefined) route.rewrite.authority = readString(sink, rw.authority, at(at(path, 'rewrite'), 'authority'), HEADER_VALUE);
+      if (rw.uri !== undefined) route.rewrite.uri = readHeaderValue(sink, rw.uri, at(at(path, 'rewrite'), 'uri'));
+      if (rw.authority !== undefined) route.rewrite.authority = readHeaderValue(sink, rw.authority, at(at(path, 'rewrite'), 'authority'));
     }
   }
   if (r.headers !== undefined) route.headers = readHeaderOps(sink, r.headers, at(path, 'headers'));
@@ -274,7 +282,7 @@ function readHeaderOps(sink: IssueSink, value: unknown, path: string): HeaderOps
       const out: Record<string, string> = {};
       for (const k of Object.keys(m ?? {}).sort()) {
         if (readString(sink, k, at(pp, k), HEADER_NAME) === undefined) continue;
-        const s = readString(sink, m![k], at(pp, k), HEADER_VALUE);
+        const s = readHeaderValue(sink, m![k], at(pp, k));
         if (s !== undefined) out[k.toLowerCase()] = s;
       }
       return out;

@@ -46,6 +46,7 @@ test('header operations and rewrites that Envoy would refuse are refused by path
   assert.match(at('spec.http[0].headers.response.add.x') ?? '', /expected a header value/);
   assert.equal(issues.length, 6, issues.join('\n'));
   assert.deepEqual(issuesOf(route('headers: {request: {set: {x-env: "prod $1 é"}, remove: [x-debug]}}')), []);
+  assert.deepEqual(issuesOf(route(`headers: {response: {set: {x-big: "${'é'.repeat(8193)}"}}}`)), ['f.yaml: VirtualService "api" (document 3): spec.http[0].headers.response.set.x-big: expected at most 16384 bytes, got 16386']);
 });
 
 test('an empty prefix or regex is refused where Envoy refuses it; an empty uri prefix is taken', () => {
@@ -85,4 +86,12 @@ test('checking regexes does not fill re2-wasm\'s heap: after 10,000 checks ".*" 
   assert.match(re2SyntaxError('(?P<a>x)(?P<a>y)') ?? '', /^RE2: Duplicate capture group name$/);
   assert.equal(re2SyntaxError('a'.repeat(400_000)), 'at most 16384 characters, got 400000');
   assert.equal(re2SyntaxError('(?=x)'), 'RE2: invalid perl operator: (?=');
+});
+
+test('an unknown field named like an Object.prototype member is reported as unknown, with a string message', () => {
+  const issues = loadDesired([{ source: 'f.yaml', text: SERVICES + route('rewrite: {uri: /x, constructor: 1, toString: 2}') }], { xdsPort: 15010 }).issues;
+  assert.deepEqual(issues.map((i) => [i.path, typeof i.message, i.message.startsWith('unknown field')]), [
+    ['spec.http[0].rewrite.constructor', 'string', true],
+    ['spec.http[0].rewrite.toString', 'string', true],
+  ]);
 });
