@@ -33,7 +33,10 @@ test('a sample of accepted sets: bootstraps and static bootstraps of the sidecar
           const file = join(tmp, `${validated}-${kind}.yaml`);
           writeFileSync(file, stringify(doc));
           const r = await validateBootstrap(file);
-          assert.ok(r.ok, `${kind} bootstrap of ${name} refused by Envoy:\n${r.output.replace(/\{"[^\n]{400,}/g, "{…}").slice(0, 3000)}\n${stringify(doc).slice(0, 4000)}`);
+          // Envoy names a line of the file: show it, the whole file may be long.
+          const line = Number(/at line (\d+)/.exec(r.output)?.[1] ?? 0);
+          const near = stringify(doc).split('\n').slice(Math.max(0, line - 3), line + 2).join('\n');
+          assert.ok(r.ok, `${kind} bootstrap of ${name} refused by Envoy:\n${r.output.replace(/\{"[^\n]{400,}/g, '{…}').slice(0, 3000)}\n${near}`);
           validated++;
         }
       }

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { loadDesired } from '../../agent/core/desired.js';
 import { formatIssue } from '../../agent/core/issues.js';
 import { re2SyntaxError } from '../../agent/core/re2-syntax.js';
+import { toYaml } from '../../agent/core/yaml-emit.js';
+import { parse } from 'yaml';
 
 const SERVICES = `apiVersion: meshlet.dev/v1
 kind: Service
@@ -94,4 +96,11 @@ test('an unknown field named like an Object.prototype member is reported as unkn
     ['spec.http[0].rewrite.constructor', 'string', true],
     ['spec.http[0].rewrite.toString', 'string', true],
   ]);
+});
+
+test('YAML output: a string ending with ":" (an IPv6 address such as fd00::) is quoted and reads back as itself', () => {
+  const value = { address: 'fd00::', env: { A: 'redis:', B: 'a::b' }, list: ['x:', ':'] };
+  const text = toYaml(value);
+  assert.match(text, /address: "fd00::"/);
+  assert.deepEqual(parse(text), value);
 });
