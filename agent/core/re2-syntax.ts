@@ -33,7 +33,7 @@ export function re2SyntaxError(pattern: string): string | undefined {
   // So compile once bare and delete it; the class (whose duplicate-group check RE2 lacks) only runs on a pattern that compiles.
   let wrapped: Wrapped | undefined;
   try {
-    wrapped = new WrappedRE2(pattern, false, false, false);
+    wrapped = new WrappedRE2(withPythonGroups(pattern), false, false, false);
     if (!wrapped.ok()) return `RE2: ${oneLine(wrapped.error())}`;
   } catch (err) {
     return `RE2: ${oneLine((err as Error).message)}`;
@@ -48,6 +48,17 @@ export function re2SyntaxError(pattern: string): string | undefined {
     const msg = (err as Error).message;
     return `RE2: ${oneLine(msg.slice(msg.lastIndexOf('/u: ') >= 0 ? msg.lastIndexOf('/u: ') + 4 : 0))}`;
   }
+}
+
+/** `(?<name>` → `(?P<name>`, as the RE2 class does (this RE2 build knows only the second; Envoy's takes both). */
+function withPythonGroups(pattern: string): string {
+  let out = '';
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] === '\\') { out += pattern.slice(i, i + 2); i++; continue; }
+    if (pattern.startsWith('(?<', i) && pattern[i + 3] !== '=' && pattern[i + 3] !== '!') { out += '(?P<'; i += 2; continue; }
+    out += pattern[i];
+  }
+  return out;
 }
 
 function oneLine(text: string): string {
