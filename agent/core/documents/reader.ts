@@ -40,7 +40,7 @@ export function readObject(
   const obj = value as Obj;
   for (const key of Object.keys(obj)) {
     if (known.includes(key)) continue;
-    if (key in unsupported) sink.add(at(path, key), unsupported[key]!);
+    if (Object.hasOwn(unsupported, key)) sink.add(at(path, key), unsupported[key]!); // not `in`: "constructor" is in every object
     else sink.add(at(path, key), `unknown field${suggestion(key, known)}; expected one of: ${known.join(', ')}`);
   }
   return obj;

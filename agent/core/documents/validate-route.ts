@@ -1,13 +1,26 @@
 // Validates an Istio VirtualService (networking.istio.io v1, v1beta1, v1alpha3) into meshlet's route model.
 import type { IssueSink } from '../model/issues.js';
 import type { Destination, HeaderOps, HttpMatch, HttpRoute, StringMatch, TcpRoute, VirtualService } from '../model/model.js';
-import { SERVICE_NAME } from '../model/model.js';
+import { SERVICE_NAME, SUBSET_NAME } from '../model/model.js';
 import type { Obj } from './reader.js';
 import { at, describe, readDuration, readInt, readList, readMapping, readNumber, readObject, readString, readStringList } from './reader.js';
 import { re2SyntaxError } from './re2-syntax.js';
 
 const NOT_SUPPORTED = (what: string, why = '') => `${what} is not supported${why ? ` (${why})` : ''}`;
 const HOST = { pattern: SERVICE_NAME, expected: 'the name of a meshlet Service (a DNS label)' };
+const SUBSET = { pattern: SUBSET_NAME, expected: 'a subset name (lower-case letters, digits, ".", "_" and "-")' };
+// RFC 7230 token. Envoy's own rule (no NUL, CR, LF) is looser, but a name outside it cannot be sent on HTTP/1.
+const HEADER_NAME = { pattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, expected: 'a header name (letters, digits and !#$%&\'*+.^_`|~-)' };
+// Envoy refuses a header value (and prefix_rewrite, host_rewrite_literal) holding NUL, CR or LF.
+const HEADER_VALUE = { pattern: /^[^\0\r\n]*$/, expected: 'a header value (no NUL, CR or LF)' };
+const MAX_HEADER_BYTES = 16384; // Envoy's HeaderValue.value max_bytes
+
+function readHeaderValue(sink: IssueSink, value: unknown, path: string): string | undefined {
+  const s = readString(sink, value, path, HEADER_VALUE);
+  if (s === undefined || Buffer.byteLength(s) <= MAX_HEADER_BYTES) return s;
+  sink.add(path, `expected at most ${MAX_HEADER_BYTES} bytes, got ${Buffer.byteLength(s)}`);
+  return undefined;
+}
 
 export function validateVirtualService(sink: IssueSink, body: Obj, name: string | undefined): VirtualService | undefined {
   const before = sink.out.length;
@@ -57,8 +70,8 @@ function readHttpRoute(sink: IssueSink, value: unknown, path: string): HttpRoute
     const rw = readObject(sink, r.rewrite, at(path, 'rewrite'), ['uri', 'authority'], { uriRegexRewrite: NOT_SUPPORTED('uriRegexRewrite') });
     if (rw) {
       route.rewrite = {};
-      if (rw.uri !== undefined) route.rewrite.uri = readString(sink, rw.uri, at(at(path, 'rewrite'), 'uri'));
-      if (rw.authority !== undefined) route.rewrite.authority = readString(sink, rw.authority, at(at(path, 'rewrite'), 'authority'));
+      if (rw.uri !== undefined) route.rewrite.uri = readHeaderValue(sink, rw.uri, at(at(path, 'rewrite'), 'uri'));
+      if (rw.authority !== undefined) route.rewrite.authority = readHeaderValue(sink, rw.authority, at(at(path, 'rewrite'), 'authority'));
     }
   }
   if (r.headers !== undefined) route.headers = readHeaderOps(sink, r.headers, at(path, 'headers'));
@@ -77,7 +90,7 @@ function readMatch(sink: IssueSink, value: unknown, path: string): HttpMatch | u
   if (!m) return undefined;
   const out: HttpMatch = { headers: [], withoutHeaders: [], queryParams: [], ignoreUriCase: false };
   if (m.name !== undefined) readString(sink, m.name, at(path, 'name'));
-  if (m.uri !== undefined) out.uri = readStringMatch(sink, m.uri, at(path, 'uri'));
+  if (m.uri !== undefined) out.uri = readStringMatch(sink, m.uri, at(path, 'uri'), true);
   if (m.method !== undefined) out.method = readStringMatch(sink, m.method, at(path, 'method'));
   if (m.authority !== undefined) out.authority = readStringMatch(sink, m.authority, at(path, 'authority'));
   out.headers = readNamedMatches(sink, m.headers, at(path, 'headers'));
@@ -96,13 +109,14 @@ function readNamedMatches(sink: IssueSink, value: unknown, path: string): { name
   if (!obj) return [];
   return Object.keys(obj).sort().flatMap((name) => {
     const p = at(path, name);
-    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) { sink.add(p, `expected a header or parameter name, got ${describe(name)}`); return []; }
+    if (!HEADER_NAME.pattern.test(name)) { sink.add(p, `expected a header or parameter name, got ${describe(name)}`); return []; }
     const match = readStringMatch(sink, obj[name], p);
     return match ? [{ name: name.toLowerCase(), match }] : [];
   });
 }
 
-function readStringMatch(sink: IssueSink, value: unknown, path: string): StringMatch | undefined {
+/** `uri`: a route's path match, where Envoy takes an empty prefix (its StringMatcher elsewhere does not). */
+function readStringMatch(sink: IssueSink, value: unknown, path: string, uri = false): StringMatch | undefined {
   const m = readObject(sink, value, path, ['exact', 'prefix', 'regex']);
   if (!m) return undefined;
   const set = (['exact', 'prefix', 'regex'] as const).filter((k) => m[k] !== undefined);
@@ -113,6 +127,10 @@ function readStringMatch(sink: IssueSink, value: unknown, path: string): StringM
   const kind = set[0]!;
   const text = readString(sink, m[kind], at(path, kind));
   if (text === undefined) return undefined;
+  if (text === '' && (kind === 'regex' || (kind === 'prefix' && !uri))) {
+    sink.add(at(path, kind), `expected a non-empty ${kind}${kind === 'prefix' ? ' (to match any value, leave the match out)' : ''}`);
+    return undefined;
+  }
   if (kind === 'regex') {
     const re2 = re2SyntaxError(text);
     if (re2) {
@@ -146,7 +164,7 @@ function readDestination(sink: IssueSink, value: unknown, path: string): { host:
   const d = readObject(sink, value, path, ['host', 'subset', 'port']);
   if (!d) return undefined;
   const host = readString(sink, d.host, at(path, 'host'), HOST);
-  const subset = d.subset === undefined ? undefined : readString(sink, d.subset, at(path, 'subset'));
+  const subset = d.subset === undefined ? undefined : readString(sink, d.subset, at(path, 'subset'), SUBSET);
   let port: number | undefined;
   if (d.port !== undefined) {
     const p = readObject(sink, d.port, at(path, 'port'), ['number']);
@@ -263,12 +281,13 @@ function readHeaderOps(sink: IssueSink, value: unknown, path: string): HeaderOps
       const m = readMapping(sink, x, pp);
       const out: Record<string, string> = {};
       for (const k of Object.keys(m ?? {}).sort()) {
-        const s = readString(sink, m![k], at(pp, k));
+        if (readString(sink, k, at(pp, k), HEADER_NAME) === undefined) continue;
+        const s = readHeaderValue(sink, m![k], at(pp, k));
         if (s !== undefined) out[k.toLowerCase()] = s;
       }
       return out;
     };
-    return { set: kv(o.set, at(p, 'set')), add: kv(o.add, at(p, 'add')), remove: o.remove === undefined ? [] : (readStringList(sink, o.remove, at(p, 'remove')) ?? []).map((s) => s.toLowerCase()).sort() };
+    return { set: kv(o.set, at(p, 'set')), add: kv(o.add, at(p, 'add')), remove: o.remove === undefined ? [] : (readStringList(sink, o.remove, at(p, 'remove'), HEADER_NAME) ?? []).map((s) => s.toLowerCase()).sort() };
   };
   return { request: side(h.request, at(path, 'request')), response: side(h.response, at(path, 'response')) };
 }

@@ -1,7 +1,7 @@
 // Validates an Istio DestinationRule into subsets (by the `version` label) and traffic policies.
 import type { IssueSink } from '../model/issues.js';
 import type { DestinationRule, LbPolicy, Subset, TrafficPolicy } from '../model/model.js';
-import { SERVICE_NAME, VERSION_NAME } from '../model/model.js';
+import { SERVICE_NAME, SUBSET_NAME, VERSION_NAME } from '../model/model.js';
 import type { Obj } from './reader.js';
 import { at, describe, readDuration, readInt, readList, readMapping, readObject, readString } from './reader.js';
 import { readExportTo } from './validate-route.js';
@@ -35,7 +35,7 @@ export function validateDestinationRule(sink: IssueSink, body: Obj, name: string
 function readSubset(sink: IssueSink, value: unknown, path: string): Subset | undefined {
   const s = readObject(sink, value, path, ['name', 'labels', 'trafficPolicy']);
   if (!s) return undefined;
-  const name = readString(sink, s.name, at(path, 'name'), { pattern: /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/, expected: 'a subset name (lower-case letters, digits, ".", "_" and "-")' });
+  const name = readString(sink, s.name, at(path, 'name'), { pattern: SUBSET_NAME, expected: 'a subset name (lower-case letters, digits, ".", "_" and "-")' });
   const labels = readMapping(sink, s.labels, at(path, 'labels'));
   let version: string | undefined;
   if (labels) {
@@ -86,7 +86,7 @@ function readTls(sink: IssueSink, value: unknown, path: string): void {
   const tls = readObject(sink, value, path, ['mode']);
   if (!tls) return;
   if (tls.mode === 'DISABLE') return;
-  if (typeof tls.mode === 'string') sink.add(at(path, 'mode'), `${tls.mode} is not supported (meshlet sidecars speak plain text; only DISABLE is accepted)`);
+  if (typeof tls.mode === 'string') sink.add(at(path, 'mode'), `${/^[A-Z_]{1,40}$/.test(tls.mode) ? tls.mode : describe(tls.mode)} is not supported (meshlet sidecars speak plain text; only DISABLE is accepted)`);
   else sink.add(at(path, 'mode'), `expected DISABLE (the only TLS mode meshlet supports), got ${describe(tls.mode)}`);
 }
 

@@ -172,6 +172,8 @@ export interface Instance {
 
 export const SERVICE_NAME = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const VERSION_NAME = /^[a-z0-9]([a-z0-9.-]{0,30}[a-z0-9])?$/;
+/** A DestinationRule subset's name; a version name (an implicit subset) is one too. */
+export const SUBSET_NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
 export const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -10,7 +10,8 @@ function scalar(v: unknown): string {
   if (typeof v === 'number') return Number.isFinite(v) ? String(v) : v > 0 ? '.inf' : v < 0 ? '-.inf' : '.nan';
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   const s = String(v);
-  if (s !== '' && PLAIN.test(s) && !AMBIGUOUS.test(s) && !s.endsWith(' ') && !s.includes(': ') && !s.includes(' #')) return s;
+  // A trailing ':' would make the scalar a key (seen: an IPv6 endpoint 'fd00::' made Envoy's yaml-cpp fail).
+  if (s !== '' && PLAIN.test(s) && !AMBIGUOUS.test(s) && !s.endsWith(' ') && !s.endsWith(':') && !s.includes(': ') && !s.includes(' #')) return s;
   return JSON.stringify(s);
 }
 
