@@ -18,7 +18,7 @@ import { StateStore } from './adapters/files/state-store.js';
 import { cachedTemplates, DEFAULT_TEMPLATES_DIR } from './adapters/files/templates.js';
 import type { ComposeMode } from './adapters/docker/compose-runner.js';
 import type { HealthTracker } from './health/health-tracker.js';
-import type { Reconciler } from './reconcile.js';
+import type { Reconciler, ReconcilerOptions } from './reconcile.js';
 import type { SnapshotCache } from './xds/snapshot-cache.js';
 import type { AdsServer } from './xds/ads-server.js';
 import { Shutdown, reportShutdown } from './start/shutdown.js';
@@ -84,23 +84,24 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
   try {
     const etcd = outside.etcd({ ...opts.etcd, retries: 0 });
     shutdown.add('etcd client', () => etcd.close());
-    const cluster = shutdown.push('lease and node claim', await joinCluster({ etcd, keys: k, node: opts.node, leaseTtl: opts.leaseTtl, savedLease: saved.leaseId, endpoints: opts.etcd.endpoints.join(','), clock, log, signal }));
+    const on = { etcd, keys: k, node: opts.node, clock, log };
+    const cluster = shutdown.push('lease and node claim', await joinCluster({ ...on, leaseTtl: opts.leaseTtl, savedLease: saved.leaseId, endpoints: opts.etcd.endpoints.join(','), signal }));
     log.info('agent started', { node: opts.node, lease: cluster.id, leaseAdopted: cluster.adopted, project, stateDir });
     checkpoint('xDS');
     const xds = shutdown.push('xDS server', await startXds(opts.xdsPort, clock, log));
     checkpoint('Docker');
     const host = shutdown.push('docker', await connectDocker(opts.compose, opts.dockerHost, clock, outside.docker));
     const loop = new LoopHandle(log);
-    const health = shutdown.push('registration', await startRegistration({ etcd, keys: k, node: opts.node, lease: cluster.id, adopted: cluster.adopted, advertiseAddress: opts.advertiseAddress, notify: (r) => loop.notify(r), clock, log }));
+    const health = shutdown.push('registration', await startRegistration({ ...on, lease: cluster.id, adopted: cluster.adopted, advertiseAddress: opts.advertiseAddress, notify: (r) => loop.notify(r) }));
     const inputs = openEtcdInputs(etcd, k, loop, clock, log);
-    const status = shutdown.push('status', reportStatus({ etcd, keys: k, node: opts.node, lease: cluster.lease, leaseTtl: opts.leaseTtl, xds, registry: health.registry, registration: health.registration, logs: host.docker, loop, clock, log }));
+    const status = shutdown.push('status', reportStatus({ ...on, lease: cluster.lease, leaseTtl: opts.leaseTtl, xds, registry: health.registry, registration: health.registration, logs: host.docker, loop }));
     const templates = cachedTemplates(templatesDir);
     const { reconciler } = shutdown.push('loop', await startLoop({
-      options: { node: opts.node, project, stateDir, prefix: k.prefix, advertiseAddress: opts.advertiseAddress, sidecarImage: opts.sidecarImage, xdsPort: opts.xdsPort, adminPorts: opts.adminPorts },
-      lease: cluster.id, etcd: inputs, docker: host.docker, compose: host.compose, templates: templates.get, state: store, xds, report: status.report, clock, log,
+      options: loopOptions(opts, project, stateDir, k), lease: cluster.id, etcd: inputs, docker: host.docker, compose: host.compose,
+      templates: templates.get, state: store, xds, report: status.report, clock, log,
     }));
     loop.attach(reconciler);
-    shutdown.push('lease follower', followLease(cluster, { etcd, keys: k, node: opts.node, store, reconciler, health, status, log }));
+    shutdown.push('lease follower', followLease(cluster, { ...on, store, reconciler, health, status }));
     shutdown.push('inputs', watchInputs(loop, {
       etcd: inputs, docker: host.docker, project, onDockerEvent: (e) => health.registration.onEvent(e),
       folders: { templates: templatesDir, compose: join(stateDir, 'compose') }, onTemplatesChanged: templates.invalidate,
@@ -121,6 +122,10 @@ async function openStateDir(opts: AgentOptions): Promise<{ stateDir: string; sto
   await mkdir(join(stateDir, 'compose'), { recursive: true });
   const store = new StateStore(stateDir);
   return { stateDir, store, saved: await store.load(opts.node), templatesDir: opts.templatesDir ?? DEFAULT_TEMPLATES_DIR };
+}
+
+function loopOptions(opts: AgentOptions, project: string, stateDir: string, k: Keys): ReconcilerOptions {
+  return { node: opts.node, project, stateDir, prefix: k.prefix, advertiseAddress: opts.advertiseAddress, sidecarImage: opts.sidecarImage, xdsPort: opts.xdsPort, adminPorts: opts.adminPorts };
 }
 
 interface Followers {
