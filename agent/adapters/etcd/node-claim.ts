@@ -38,3 +38,9 @@ export async function reclaimNode(etcd: Etcd3, k: Keys, node: string, lease: str
   const value: ClaimValue = { node, host: hostname(), pid: process.pid, lease };
   await etcd.put(k.nodeOwner(node)).value(JSON.stringify(value)).lease(lease).exec();
 }
+
+/** Deletes the claim if it is still held under `lease` (never another agent's). */
+export async function releaseNode(etcd: Etcd3, k: Keys, node: string, lease: string): Promise<void> {
+  const key = k.nodeOwner(node);
+  await etcd.if(key, 'Lease', '==', lease).then(etcd.delete().key(key)).commit();
+}

@@ -31,3 +31,17 @@ export async function loadTemplates(dir = DEFAULT_TEMPLATES_DIR): Promise<Templa
   }
   return out as Templates;
 }
+
+/** The templates, read once and again after `invalidate()` (the file watcher calls it); a failed read is not kept. */
+export function cachedTemplates(dir = DEFAULT_TEMPLATES_DIR): { get(): Promise<Templates>; invalidate(): void } {
+  let cached: Promise<Templates> | undefined;
+  return {
+    get: () => (cached ??= loadTemplates(dir).catch((err) => {
+      cached = undefined;
+      throw err;
+    })),
+    invalidate: () => {
+      cached = undefined;
+    },
+  };
+}

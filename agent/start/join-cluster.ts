@@ -1,0 +1,63 @@
+// Start step 1: the node's lease (taken back by id after a restart, else granted) and the claim on the node.
+import type { Etcd3 } from 'etcd3';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Keys } from '../core/model/keys.js';
+import { NodeLease } from '../adapters/etcd/etcd-lease.js';
+import { claimNode, releaseNode } from '../adapters/etcd/node-claim.js';
+import { untilReachable, within } from './until-reachable.js';
+
+const RELEASE_DEADLINE_MS = 2_000;
+
+export interface ClusterOptions {
+  etcd: Etcd3;
+  keys: Keys;
+  node: string;
+  leaseTtl: number;
+  /** The lease id a previous run saved in the state dir. */
+  savedLease?: string;
+  /** For messages: where etcd was looked for. */
+  endpoints: string;
+  clock: Clock;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+export interface Cluster {
+  lease: NodeLease;
+  id: string;
+  adopted: boolean;
+  /** SIGTERM: stop renewing; the claim, registrations and status stay until the lease expires. */
+  stop(): Promise<void>;
+  /** A failed start: give the node back. */
+  abandon(): Promise<void>;
+}
+
+/** Retries until etcd answers; a node claimed by another live agent is a ConflictError, with nothing left taken. */
+export async function joinCluster(o: ClusterOptions): Promise<Cluster> {
+  const lease = new NodeLease(o.etcd, o.leaseTtl, o.clock, o.log);
+  let id: string;
+  let adopted: boolean;
+  try {
+    ({ id, adopted } = await untilReachable(`cannot reach etcd at ${o.endpoints}`, () => lease.start(o.savedLease), o.clock, o.log, o.signal));
+  } catch (err) {
+    // A grant still in flight when the signal came finds the keepalive stopped and ends at once.
+    await lease.stop();
+    throw err;
+  }
+  const abandon = async () => {
+    const released = await within(RELEASE_DEADLINE_MS, releaseNode(o.etcd, o.keys, o.node, id), 'releasing the node claim', o.clock).then(() => undefined, (err: Error) => err);
+    // A lease granted here is revoked (its keys go with it); an adopted one still carries the last run's
+    // registrations of containers that keep running, so it is left to expire as after SIGTERM.
+    if (adopted) await lease.stop();
+    else await within(RELEASE_DEADLINE_MS, lease.revoke(), 'revoking the lease', o.clock);
+    if (released) throw released;
+  };
+  try {
+    await claimNode(o.etcd, o.keys, o.node, id);
+  } catch (err) {
+    await abandon().catch(() => {});
+    throw err;
+  }
+  return { lease, id, adopted, stop: () => lease.stop(), abandon };
+}

@@ -1,0 +1,90 @@
+// Start steps 5 and 7: what wakes the loop. The etcd sources are opened before the loop (it reads them)
+// and started with the Docker event feed, the file watcher and the drift timer once the loop runs.
+import type { Etcd3 } from 'etcd3';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Keys } from '../core/model/keys.js';
+import type { Instance } from '../core/model/model.js';
+import { EtcdDesiredSource } from '../adapters/etcd/etcd-source.js';
+import { RegistryReader } from '../adapters/etcd/registry-reader.js';
+import type { DockerEvent, DockerObserver } from '../adapters/docker/docker-observer.js';
+import { watchFolders, type FileChange } from '../adapters/files/file-watcher.js';
+import type { LoopHandle } from './loop-handle.js';
+import { runAll } from './shutdown.js';
+
+export interface EtcdInputs {
+  /** The desired state (snapshot + watch). */
+  source: EtcdDesiredSource;
+  /** Everyone's healthy instances (endpoints for xDS), snapshot + watch. */
+  registrySource: EtcdDesiredSource;
+  /** Every valid registered instance; a bad entry is warned about once per value. */
+  instances(): Instance[];
+  /** The list was made before the registry's first snapshot was read: it is empty only because nothing was read yet. */
+  beforeRegistryRead(list: Instance[]): boolean;
+}
+
+/** Opens the desired-state and registry sources (not started: watchInputs starts them). */
+export function openEtcdInputs(etcd: Etcd3, k: Keys, loop: LoopHandle, clock: Clock, log: Logger): EtcdInputs {
+  const source = new EtcdDesiredSource(etcd, k.desired, () => {
+    loop.notify('etcd');
+    loop.publishNow();
+  }, clock, log);
+  const registrySource = new EtcdDesiredSource(etcd, k.registry, () => {
+    loop.notify('registry');
+    loop.publishNow();
+  }, clock, log);
+  const reader = new RegistryReader(k.prefix, (msg, fields) => log.warn(msg, fields));
+  const unread = new WeakSet<Instance[]>();
+  const instances = () => {
+    const snap = registrySource.current();
+    const list = reader.read(snap?.entries ?? new Map());
+    if (!snap) unread.add(list);
+    return list;
+  };
+  return { source, registrySource, instances, beforeRegistryRead: (list) => unread.has(list) };
+}
+
+export interface InputOptions {
+  etcd: EtcdInputs;
+  docker: Pick<DockerObserver, 'watch'>;
+  project: string;
+  /** Every container event goes here first (health and registration), then wakes the loop. */
+  onDockerEvent: (e: DockerEvent) => void;
+  folders: { templates: string; compose: string };
+  /** A template changed: the cached templates must be read again. */
+  onTemplatesChanged: () => void;
+  /** Seconds between drift checks when nothing else happens. */
+  resyncInterval: number;
+  log: Logger;
+}
+
+export interface Inputs {
+  /** Stops every input; the loop then sees no more reasons. */
+  stop(): Promise<void>;
+}
+
+export function watchInputs(loop: LoopHandle, o: InputOptions): Inputs {
+  const watch = o.docker.watch(o.project, {
+    event: (e) => {
+      o.onDockerEvent(e);
+      loop.notify(`docker ${e.action} ${e.composeService ?? e.id.slice(0, 12)}`);
+    },
+    resync: () => loop.notify('docker resync'),
+    error: (err) => o.log.warn('docker event feed interrupted; reconnecting', { error: err.message }),
+  });
+  const files = watchFolders(o.folders, (c: FileChange) => {
+    if (c.folder === 'templates') o.onTemplatesChanged();
+    loop.notify(`file ${c.event} ${c.path}`);
+  }, o.log);
+  const timer = setInterval(() => loop.notify('drift check'), o.resyncInterval * 1000);
+  timer.unref();
+  o.etcd.source.start();
+  o.etcd.registrySource.start();
+  const stop = runAll([
+    ['drift timer', () => clearInterval(timer)],
+    ['docker events', () => watch.close()],
+    ['file watcher', () => files.close()],
+    ['etcd watches', () => Promise.all([o.etcd.source.stop(), o.etcd.registrySource.stop()])],
+  ]);
+  return { stop };
+}
