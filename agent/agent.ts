@@ -93,7 +93,11 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     const host = shutdown.push('docker', await connectDocker(opts.compose, opts.dockerHost, clock, outside.docker));
     const loop = new LoopHandle(log);
     const health = shutdown.push('registration', await startRegistration({ ...on, lease: cluster.id, adopted: cluster.adopted, advertiseAddress: opts.advertiseAddress, notify: (r) => loop.notify(r) }));
-    const inputs = openEtcdInputs(etcd, k, loop, clock, log);
+    // Registry anti-entropy: a watch event that no longer shows this node's keys as written, and every drift
+    // check, read them back; what someone else deleted or changed is put back.
+    const inputs = openEtcdInputs(etcd, k, loop, clock, log, (seen) => {
+      if (!health.registry.heldIn(seen)) void health.registry.repair('registry watch');
+    });
     const status = shutdown.push('status', reportStatus({ ...on, lease: cluster.lease, leaseTtl: opts.leaseTtl, xds, registry: health.registry, registration: health.registration, logs: host.docker, loop }));
     const templates = cachedTemplates(templatesDir);
     const { reconciler } = shutdown.push('loop', await startLoop({
@@ -105,7 +109,7 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     shutdown.push('inputs', watchInputs(loop, {
       etcd: inputs, docker: host.docker, project, onDockerEvent: (e) => health.registration.onEvent(e),
       folders: { templates: templatesDir, compose: join(stateDir, 'compose') }, onTemplatesChanged: templates.invalidate,
-      resyncInterval: opts.resyncInterval, log,
+      resyncInterval: opts.resyncInterval, onDriftCheck: () => void health.registry.repair('drift check'), log,
     }));
     const stop = async () => reportShutdown(log, await shutdown.run('stop'), 'agent stopped; containers and registrations are left in place until the lease expires');
     return { reconciler, registry: health.registry, tracker: health.tracker, xds: { cache: xds.cache, server: xds.server, port: xds.port }, lease: cluster.lease, source: inputs.source, status: status.status, etcd, stop };

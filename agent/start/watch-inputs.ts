@@ -23,13 +23,18 @@ export interface EtcdInputs {
   beforeRegistryRead(list: Instance[]): boolean;
 }
 
-/** Opens the desired-state and registry sources (not started: watchInputs starts them). */
-export function openEtcdInputs(etcd: Etcd3, k: Keys, loop: LoopHandle, clock: Clock, log: Logger): EtcdInputs {
+/**
+ * Opens the desired-state and registry sources (not started: watchInputs starts them). `onRegistry` sees every
+ * registry snapshot (this node's own keys are checked there: a registration deleted by hand comes back).
+ */
+export function openEtcdInputs(etcd: Etcd3, k: Keys, loop: LoopHandle, clock: Clock, log: Logger, onRegistry?: (seen: ReadonlyMap<string, { value: string }>) => void): EtcdInputs {
   const source = new EtcdDesiredSource(etcd, k.desired, () => {
     loop.notify('etcd');
     loop.publishNow();
   }, clock, log);
   const registrySource = new EtcdDesiredSource(etcd, k.registry, () => {
+    const snap = registrySource.current();
+    if (snap) onRegistry?.(snap.entries);
     loop.notify('registry');
     loop.publishNow();
   }, clock, log);
@@ -55,6 +60,8 @@ export interface InputOptions {
   onTemplatesChanged: () => void;
   /** Seconds between drift checks when nothing else happens. */
   resyncInterval: number;
+  /** Runs with every drift check (the registry reads its own keys back). */
+  onDriftCheck?: () => void;
   log: Logger;
 }
 
@@ -76,7 +83,10 @@ export function watchInputs(loop: LoopHandle, o: InputOptions): Inputs {
     if (c.folder === 'templates') o.onTemplatesChanged();
     loop.notify(`file ${c.event} ${c.path}`);
   }, o.log);
-  const timer = setInterval(() => loop.notify('drift check'), o.resyncInterval * 1000);
+  const timer = setInterval(() => {
+    o.onDriftCheck?.();
+    loop.notify('drift check');
+  }, o.resyncInterval * 1000);
   timer.unref();
   o.etcd.source.start();
   o.etcd.registrySource.start();

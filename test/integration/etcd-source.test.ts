@@ -476,9 +476,10 @@ test('after stop() and close() nothing keeps the process alive', { timeout: 60_0
   await seed(P, 3);
   const here = (rel: string) => new URL(rel, import.meta.url).href;
   const code = `
-    const { createEtcd } = await import(${JSON.stringify(here('../../agent/adapters/etcd-client.js'))});
-    const { EtcdDesiredSource } = await import(${JSON.stringify(here('../../agent/adapters/etcd-source.js'))});
-    const { systemClock, silentLogger } = await import(${JSON.stringify(here('../../agent/core/clock.js'))});
+    const { createEtcd } = await import(${JSON.stringify(here('../../agent/adapters/etcd/etcd-client.js'))});
+    const { EtcdDesiredSource } = await import(${JSON.stringify(here('../../agent/adapters/etcd/etcd-source.js'))});
+    const { systemClock } = await import(${JSON.stringify(here('../../agent/core/clock.js'))});
+    const { silentLogger } = await import(${JSON.stringify(here('../../agent/core/logger.js'))});
     const { URL: url, MODE: mode, PREFIX: prefix } = process.env;
     const client = createEtcd({ endpoints: [url], prefix, retries: 0 });
     const source = new EtcdDesiredSource(client, prefix, () => {}, systemClock, silentLogger);

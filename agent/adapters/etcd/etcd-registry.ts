@@ -143,6 +143,46 @@ export class Registry {
     return this.sync();
   }
 
+  /**
+   * Whether the registry watch still shows every registry key this node wrote, with the value written: a key
+   * deleted or overwritten by someone else (an operator's `etcdctl del`) is found here within one watch event.
+   */
+  heldIn(seen: ReadonlyMap<string, { value: string }>): boolean {
+    for (const w of this.#written.values()) if (seen.get(w.registryKey)?.value !== w.registryValue) return false;
+    return true;
+  }
+
+  /**
+   * Anti-entropy: reads back every key this node wrote (both formats, in one transaction, O(this node's
+   * instances)) and writes again whatever is missing, changed, or bound to another lease. Returns the instances
+   * put back. Never throws: a failed read is retried by the next check.
+   */
+  async repair(reason: string): Promise<string[]> {
+    if (this.#state === 'stopped' || this.#state === 'retrying' || this.#written.size === 0) return [];
+    const slots = [...this.#written];
+    const keysOf = (w: Written) => [w.registryKey, w.namingKey];
+    let res: { responses: { response_range?: { kvs: { value: Buffer; lease: string }[] } | null }[] };
+    try {
+      res = await this.opts.etcd.kv.txn({ success: slots.flatMap(([, w]) => keysOf(w).map((key) => ({ request_range: { key: Buffer.from(key) } }))) });
+    } catch (err) {
+      this.opts.log.debug('cannot read back this node\'s registrations; the next check tries again', { error: (err as Error).message });
+      return [];
+    }
+    const repaired: string[] = [];
+    slots.forEach(([slot, w], i) => {
+      const [reg, naming] = [res.responses[2 * i]?.response_range?.kvs[0], res.responses[2 * i + 1]?.response_range?.kvs[0]];
+      const intact = (kv: { value: Buffer; lease: string } | undefined, value: string) => kv !== undefined && kv.value.toString() === value && String(kv.lease) === w.lease;
+      // Only if memory still says what was read back: a sync may have rewritten the slot meanwhile.
+      if (this.#written.get(slot) !== w || (intact(reg, w.registryValue) && intact(naming, w.namingValue))) return;
+      this.#written.delete(slot);
+      repaired.push(slot);
+    });
+    if (repaired.length === 0) return [];
+    this.opts.log.warn('registrations changed in etcd by someone else; putting them back', { instances: repaired, found: reason });
+    await this.sync();
+    return repaired;
+  }
+
   /** Writes the difference between what should be registered and what was written. Never throws. */
   sync(): Promise<SyncResult> {
     if (this.#state === 'stopped') return Promise.resolve({ ok: false, changed: 0, error: 'registry stopped' });
