@@ -274,16 +274,16 @@ describe('drain, adoption and drift', () => {
     ]);
   });
 
-  test('verify() puts back a key deleted by hand', async (t) => {
+  test('repair() puts back a key deleted by hand, and then finds nothing to do', async (t) => {
     const p = uniquePrefix('reg');
     const lease = await startLease();
     t.after(() => lease.revoke());
     const registry = new Registry({ etcd, prefix: p, node: 'node-a', lease: lease.id, clock: systemClock, log: silentLogger });
     await registry.register(reviews());
     await etcd.delete().key(`${p}/naming/reviews/127.0.0.1:9081`).exec();
-    assert.deepEqual(await registry.verify(), { ok: true, changed: 1 });
+    assert.deepEqual(await registry.repair('test'), ['reviews/v1']);
     assert.equal((await kvs(p)).length, 2);
-    assert.deepEqual(await registry.verify(), { ok: true, changed: 0 });
+    assert.deepEqual(await registry.repair('test'), []);
   });
 });
 

@@ -137,12 +137,6 @@ export class Registry {
     return found.instances;
   }
 
-  /** Drift check: takes etcd's word for what is written (a key deleted by hand), then syncs. */
-  async verify(): Promise<SyncResult> {
-    this.#written = (await this.#readEtcd()).written;
-    return this.sync();
-  }
-
   /**
    * Whether the registry watch still shows every registry key this node wrote, with the value written: a key
    * deleted or overwritten by someone else (an operator's `etcdctl del`) is found here within one watch event.
