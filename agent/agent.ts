@@ -1,6 +1,6 @@
 // The agent daemon: a short list of start steps, each returning what it started and its own stop, then
 // one shutdown that runs those stops in reverse order (nomad's alloc runner hooks).
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from './core/clock.js';
@@ -124,6 +124,8 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
 async function openStateDir(opts: AgentOptions): Promise<{ stateDir: string; store: StateStore; saved: Awaited<ReturnType<StateStore['load']>>; templatesDir: string }> {
   const stateDir = resolve(opts.stateDir);
   await mkdir(join(stateDir, 'compose'), { recursive: true });
+  // 0700: only the agent (root) reads state.json; dockerd, also root, bind-mounts the bootstraps from here.
+  await chmod(stateDir, 0o700);
   const store = new StateStore(stateDir);
   return { stateDir, store, saved: await store.load(opts.node), templatesDir: opts.templatesDir ?? DEFAULT_TEMPLATES_DIR };
 }

@@ -35,11 +35,16 @@ export async function syncFiles(dir: string, files: Map<string, string>, managed
   return result;
 }
 
-export async function writeAtomic(path: string, text: string): Promise<void> {
+/**
+ * Writes `text` to `path` with exactly `mode` (whatever the umask): 0644 for what operators and containers read
+ * (compose file, bootstraps), 0600 for the agent's own state.
+ */
+export async function writeAtomic(path: string, text: string, mode = 0o644): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const staged = join(dirname(path), `.${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
-  const fh = await open(staged, 'w', 0o644);
+  const fh = await open(staged, 'w', mode);
   try {
+    await fh.chmod(mode);
     await fh.writeFile(text);
     await fh.sync();
   } finally {

@@ -43,7 +43,8 @@ export class StateStore {
   async save(state: AgentState): Promise<void> {
     const text = `${JSON.stringify(state, null, 2)}\n`;
     if (text === this.#last) return;
-    await writeAtomic(this.path, text);
+    // The lease id and port assignments are the agent's own: not for other users of the host.
+    await writeAtomic(this.path, text, 0o600);
     this.#last = text;
   }
 }
