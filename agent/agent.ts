@@ -111,7 +111,12 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
       folders: { templates: templatesDir, compose: join(stateDir, 'compose') }, onTemplatesChanged: templates.invalidate,
       resyncInterval: opts.resyncInterval, onDriftCheck: () => void health.registry.repair('drift check'), log,
     }));
-    const stop = async () => reportShutdown(log, await shutdown.run('stop'), 'agent stopped; containers and registrations are left in place until the lease expires');
+    const stop = async () => {
+      // No lease is granted once stop was asked, however long the other steps take (a frozen etcd can make
+      // the old one expire meanwhile): the keepalive ends now, and the step that stops it later just waits for it.
+      void cluster.lease.stop();
+      reportShutdown(log, await shutdown.run('stop'), 'agent stopped; containers and registrations are left in place until the lease expires');
+    };
     return { reconciler, registry: health.registry, tracker: health.tracker, xds: { cache: xds.cache, server: xds.server, port: xds.port }, lease: cluster.lease, source: inputs.source, status: status.status, etcd, stop };
   } catch (err) {
     if (!(err instanceof StartAborted)) log.error('the agent cannot start; giving back what it took', { error: (err as Error).message });

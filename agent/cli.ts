@@ -66,6 +66,7 @@ export function buildProgram(log: (line: string) => void, warn: (line: string) =
       .option('--lease-ttl <seconds>', 'TTL of the node lease that binds registrations and status', intOption(2, 3600), 10)
       .option('--admin-ports <range>', 'sidecar admin port range', rangeOption, DEFAULT_ADMIN_PORTS)
       .option('--resync-interval <seconds>', 'drift check period', intOption(1, 86400), 30)
+      .option('--shutdown-timeout <seconds>', 'how long SIGTERM/SIGINT may take before the agent exits anyway (a second signal exits at once)', intOption(1, 3600), 10)
       .option('--log-level <level>', 'info | debug', 'info'),
   ).action(async (opts) => {
     const { agentCommand } = await import('./commands/run-agent.js');

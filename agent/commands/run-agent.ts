@@ -22,6 +22,8 @@ export interface AgentFlags extends EtcdFlags {
   leaseTtl: number;
   adminPorts: PortRange;
   resyncInterval: number;
+  /** Seconds a stop may take before the process exits anyway (etcd or Docker not answering). */
+  shutdownTimeout: number;
   logLevel: 'info' | 'debug';
 }
 
@@ -52,13 +54,25 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
   const abort = new AbortController();
   let stopRequested!: () => void;
   const stopped = new Promise<void>((resolve) => (stopRequested = resolve));
-  const onSignal = (sig: string) => {
+  let signals = 0;
+  const onSignal = (sig: 'SIGTERM' | 'SIGINT') => {
+    if (++signals > 1) {
+      // A second signal: the operator does not want to wait for the orderly stop.
+      log.warn(`received ${sig} again; exiting now`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
     log.info(`received ${sig}; stopping (containers keep running)`);
+    // Bounded, in start-up as in a stop: past the timeout the process ends anyway (a frozen etcd keeps calls and
+    // sockets open). unref'd: a stop that finishes in time lets the process end by itself.
+    setTimeout(() => {
+      log.warn(`the stop did not finish within ${flags.shutdownTimeout} s (etcd or Docker not answering); exiting anyway`);
+      process.exit(process.exitCode ?? 0);
+    }, flags.shutdownTimeout * 1000).unref();
     abort.abort();
     stopRequested();
   };
-  process.once('SIGTERM', () => onSignal('SIGTERM'));
-  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   let agent;
   try {
     agent = await startAgent(
@@ -86,3 +100,4 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
   await stopped;
   await agent.stop();
 }
+

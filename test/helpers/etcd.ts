@@ -13,6 +13,8 @@ import { tempDir } from './paths.js';
 export interface TestEtcd {
   url: string;
   dataDir: string;
+  /** The etcd process: a test may freeze it (SIGSTOP) and thaw it (SIGCONT); stop() thaws it first. */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -87,7 +89,7 @@ export async function startEtcd(opts: { binary?: string; timeoutMs?: number; ext
     await stop();
     throw new Error(`etcd did not start on ${url}: ${(err as Error).message}\n${stderr}`);
   }
-  return { url, dataDir, stop };
+  return { url, dataDir, pid: child.pid!, stop };
 }
 
 async function waitHealthy(url: string, child: ChildProcess, timeoutMs: number, tls?: EtcdTls): Promise<void> {
