@@ -143,7 +143,9 @@ test('the local mesh\'s sidecars (the real Envoy image when MESHLET_TEST_SIDECAR
     const n = JSON.parse(r.out).nodes.find((x: { node: string }) => x.node === node);
     const list = (n?.sidecars ?? []) as { id: string; connected: boolean; acked?: Partial<Record<'cds' | 'eds' | 'lds' | 'rds', string>>; nack?: unknown }[];
     const mine = want.map((id) => list.find((c) => c.id === id));
-    return mine.every((c) => c?.connected && c.acked?.lds && c.acked.cds) ? mine : undefined;
+    if (mine.every((c) => c?.connected && c.acked?.lds && c.acked.cds)) return mine;
+    // Not yet: say what the status shows, so a timeout names the sidecar and any container problem.
+    throw new Error(`sidecars ${JSON.stringify(mine)}; containers ${JSON.stringify(n?.containers ?? [])}; last apply ${JSON.stringify(n?.lastApply ?? null)}`);
   }, 120_000, 500);
   for (const c of sidecars) assert.equal(c!.nack, undefined, `${c!.id}: ${JSON.stringify(c!.nack)}`);
   // web calls api through its sidecar: it also ACKed the route and the endpoints.
