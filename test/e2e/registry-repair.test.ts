@@ -4,8 +4,6 @@
 // container is recreated. The sidecar is the stand-in: this test is about the registry, not traffic.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { startAgent, type RunningAgent } from '../../agent/agent.js';
 import { systemClock } from '../../agent/core/clock.js';
@@ -16,6 +14,7 @@ import { createDocker } from '../../agent/adapters/docker/docker.js';
 import { startEtcd, type TestEtcd, freePort } from '../helpers/etcd.js';
 import { tempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
+import { composeDown } from '../helpers/agent-traffic.js';
 import { putDocs, randomPortBase } from '../helpers/local-mesh.js';
 
 const BUSYBOX = process.env.MESHLET_TEST_BUSYBOX_IMAGE ?? 'meshlet-test/busybox:1';
@@ -60,11 +59,7 @@ before(async () => {
 
 after(async () => {
   await agent?.stop();
-  try {
-    execFileSync('docker-compose', ['-p', project, '-f', join(stateDir, 'compose/docker-compose.yml'), 'down', '-t', '1'], { stdio: 'pipe' });
-  } catch {
-    /* nothing was brought up */
-  }
+  composeDown(node, stateDir);
   etcd?.close();
   await etcdServer?.stop();
 });

@@ -10,10 +10,10 @@ import { Etcd3 } from 'etcd3';
 import { startAgent, type RunningAgent } from '../../agent/agent.js';
 import { systemClock } from '../../agent/core/clock.js';
 import { silentLogger } from '../../agent/core/logger.js';
-import { projectName } from '../../agent/core/model/ids.js';
 import { startEtcd, type TestEtcd, freePort } from '../helpers/etcd.js';
 import { tempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
+import { composeDown } from '../helpers/agent-traffic.js';
 import { localMesh, putDocs, randomPortBase } from '../helpers/local-mesh.js';
 
 const STANDIN = process.env.MESHLET_TEST_STANDIN_IMAGE ?? 'meshlet-test/envoy-standin:1';
@@ -45,11 +45,7 @@ before(async () => {
 
 after(async () => {
   await agent?.stop();
-  try {
-    execFileSync('docker-compose', ['-p', projectName(node), '-f', join(stateDir, 'compose/docker-compose.yml'), 'down', '-t', '1'], { stdio: 'pipe' });
-  } catch {
-    /* nothing was brought up */
-  }
+  composeDown(node, stateDir);
   etcd?.close();
   await etcdServer?.stop();
 });
