@@ -9,7 +9,7 @@ import { Etcd3 } from 'etcd3';
 import type Docker from 'dockerode';
 import { startAgent, type RunningAgent } from '../../agent/agent.js';
 import { systemClock } from '../../agent/core/clock.js';
-import { silentLogger } from '../../agent/core/logger.js';
+import { jsonLogger, silentLogger } from '../../agent/core/logger.js';
 import { keys } from '../../agent/core/model/keys.js';
 import { projectName } from '../../agent/core/model/ids.js';
 import { DEFAULT_ADMIN_PORTS } from '../../agent/core/render/admin-ports.js';
@@ -36,6 +36,12 @@ let docker: Docker;
 let agent: RunningAgent;
 const stateDir = tempDir('meshlet-agent-');
 const abort = new AbortController();
+// The agent's last log lines, shown when a wait times out (a CI run once timed out here, never reproduced).
+const logLines: string[] = [];
+const logger = jsonLogger('info', (line) => {
+  logLines.push(line);
+  if (logLines.length > 40) logLines.shift();
+});
 
 function agentOptions(dir: string) {
   return {
@@ -57,13 +63,23 @@ async function containers(): Promise<Map<string, { id: string; state: string }>>
   return new Map(list.map((c) => [c.Labels['com.docker.compose.service']!, { id: c.Id, state: c.State }]));
 }
 
-async function settled(): Promise<void> {
-  // The agent has applied the latest desired revision and is not retrying a failure.
-  const rev = Number((await etcd.get(`${prefix}/none`).exec()).header.revision);
-  await waitFor('the agent to apply the latest revision', () => {
-    const s = agent.source.current();
-    return !!s && s.revision >= rev && (agent.reconciler.state.appliedRevision ?? 0) >= rev;
-  }, 60_000);
+/** The revision of a desired-state write (a delete too), which is what the agent's source sees. */
+async function deleted(key: string): Promise<number> {
+  return Number((await etcd.delete().key(key).exec()).header.revision);
+}
+
+async function settled(rev: number): Promise<void> {
+  // The agent has applied `rev`, the revision of the test's last desired write. Not etcd's current revision:
+  // the agent's own registry and status writes move that too, and its desired source never sees them.
+  try {
+    await waitFor('the agent to apply the latest revision', () => {
+      const s = agent.source.current();
+      return !!s && s.revision >= rev && (agent.reconciler.state.appliedRevision ?? 0) >= rev;
+    }, 60_000);
+  } catch (err) {
+    const seen = { wanted: rev, source: agent.source.current()?.revision, applied: agent.reconciler.state.appliedRevision, stats: agent.reconciler.stats };
+    throw new Error(`${(err as Error).message}\n${JSON.stringify(seen)}\nthe agent's last log lines:\n${logLines.join('\n')}`);
+  }
 }
 
 async function status(): Promise<Record<string, unknown>> {
@@ -74,7 +90,7 @@ before(async () => {
   etcdServer = await startEtcd();
   etcd = new Etcd3({ hosts: etcdServer.url });
   docker = createDocker();
-  agent = await startAgent(agentOptions(stateDir), systemClock, silentLogger, abort.signal);
+  agent = await startAgent(agentOptions(stateDir), systemClock, logger, abort.signal);
 });
 
 after(async () => {
@@ -89,8 +105,7 @@ after(async () => {
 });
 
 test('the agent brings up every app with its sidecar, on host networking, and compose accepts the file on disk', async () => {
-  await putDocs(etcd, prefix, localMesh(base, node));
-  await settled();
+  await settled(await putDocs(etcd, prefix, localMesh(base, node)));
   const c = await containers();
   assert.deepEqual([...c.keys()].sort(), ['api-v1', 'api-v1-envoy', 'api-v2', 'api-v2-envoy', 'web-v1', 'web-v1-envoy']);
   for (const [svc, { id, state }] of c) {
@@ -114,8 +129,7 @@ test('the agent brings up every app with its sidecar, on host networking, and co
 test('changing one version\'s env recreates exactly that app container, not its sidecar', async () => {
   const before = await containers();
   const runs = agent.reconciler.stats.composeRuns;
-  await putDocs(etcd, prefix, localMesh(base, node).replace('GREETING: hello', 'GREETING: bonjour'));
-  await settled();
+  await settled(await putDocs(etcd, prefix, localMesh(base, node).replace('GREETING: hello', 'GREETING: bonjour')));
   await waitFor('a compose run', () => agent.reconciler.stats.composeRuns > runs);
   const now = await containers();
   for (const [svc, { id }] of before) {
@@ -128,8 +142,7 @@ test('re-writing identical documents runs no compose and recreates nothing', asy
   const before = await containers();
   const runs = agent.reconciler.stats.composeRuns;
   const passes = agent.reconciler.stats.passes;
-  await putDocs(etcd, prefix, localMesh(base, node).replace('GREETING: hello', 'GREETING: bonjour'));
-  await settled();
+  await settled(await putDocs(etcd, prefix, localMesh(base, node).replace('GREETING: hello', 'GREETING: bonjour')));
   await waitFor('a pass over the new revision', () => agent.reconciler.stats.passes > passes);
   assert.equal(agent.reconciler.stats.composeRuns, runs);
   assert.deepEqual(await containers(), before);
@@ -157,8 +170,8 @@ test('a bad document written into etcd by hand is rejected alone; the status nam
   const before = await containers();
   const runs = agent.reconciler.stats.composeRuns;
   await etcd.put(k.desiredDoc('services', 'broken')).value('{"apiVersion": "meshlet.dev/v1", "kind": "Service"').exec();
-  await etcd.put(k.desiredDoc('services', 'typo')).value(JSON.stringify({ apiVersion: 'meshlet.dev/v1', kind: 'Service', metadata: { name: 'typo' }, spec: { prot: 'http', port: base + 5, versions: { v1: { image: 'x', nodes: [node] } } } })).exec();
-  await settled();
+  const typo = await etcd.put(k.desiredDoc('services', 'typo')).value(JSON.stringify({ apiVersion: 'meshlet.dev/v1', kind: 'Service', metadata: { name: 'typo' }, spec: { prot: 'http', port: base + 5, versions: { v1: { image: 'x', nodes: [node] } } } })).exec();
+  await settled(Number(typo.header.revision));
   const st = await waitFor('the status to list both', async () => {
     const s = await status();
     return (s.rejected as unknown[]).length >= 2 ? s : undefined;
@@ -168,9 +181,8 @@ test('a bad document written into etcd by hand is rejected alone; the status nam
   assert.ok(rejected.some((r) => r.key === k.desiredDoc('services', 'typo') && r.path === 'spec.prot'), JSON.stringify(rejected));
   assert.equal(agent.reconciler.stats.composeRuns, runs);
   assert.deepEqual(await containers(), before);
-  await etcd.delete().key(k.desiredDoc('services', 'broken')).exec();
-  await etcd.delete().key(k.desiredDoc('services', 'typo')).exec();
-  await settled();
+  await deleted(k.desiredDoc('services', 'broken'));
+  await settled(await deleted(k.desiredDoc('services', 'typo')));
 });
 
 test('a missing image is a clear error naming it; nothing is pulled and running containers are untouched', async () => {
@@ -233,8 +245,7 @@ test('a second agent for the same node refuses to start', async () => {
 
 test('deleting a service removes its containers and leaves the rest', async () => {
   const before = await containers();
-  await etcd.delete().key(k.desiredDoc('services', 'web')).exec();
-  await settled();
+  await settled(await deleted(k.desiredDoc('services', 'web')));
   const now = await waitFor('web to go', async () => {
     const c = await containers();
     return c.has('web-v1') || c.has('web-v1-envoy') ? undefined : c;
