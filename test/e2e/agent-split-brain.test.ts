@@ -1,5 +1,5 @@
 // Split brain, against a real etcd and Docker: agent A is cut off from etcd (a TCP proxy) for longer than its
-// lease, agent B starts for the same node meanwhile and claims it. When A is back it finds the claim taken: it
+// lease (revoked meanwhile, as the TTL would), agent B starts for the same node meanwhile and claims it. When A is back it finds the claim taken: it
 // stops running compose (the loop keeps observing), says so once at error level, and does not fight back: B's
 // claim, status and registrations stay B's. Before, A re-put the claim blindly under its re-granted lease and
 // both agents applied the node.
@@ -112,6 +112,8 @@ test('an agent that finds its node claimed by another agent after a partition st
     const claim = await kvOf(k.nodeOwner(node));
     return claim?.value.pid === agentB.pid ? claim.lease : undefined;
   }, 30_000);
+  // Longer than A's TTL: A counts its lease lost, and grants a new one as soon as etcd answers again.
+  await waitFor('A to count its lease lost', () => agentA.lease.state === 'lost', 30_000, 20);
   await proxy.resume();
 
   const found = await waitFor('A to find the claim taken', async () => {
@@ -143,6 +145,9 @@ test('an agent that finds its node claimed by another agent after a partition st
   const status = await kvOf(k.nodeStatus(node));
   assert.deepEqual({ pid: status?.value.pid, lease: status?.lease }, { pid: agentB.pid, lease: bLease }, 'the node status is B\'s');
   assert.equal((await kvOf(k.instance('solo', 'v1', node)))?.lease, bLease, 'the registration is B\'s');
+  assert.ok(logA.some((l) => l.msg === 'lease lost; granted a new one'), 'A re-granted its lease');
+  const underA = await etcd.leaseClient.leaseTimeToLive({ ID: agentA.lease.id, keys: true });
+  assert.deepEqual(underA.keys.map((key) => key.toString()), [], 'A put nothing under its new lease');
   assert.equal(logA.filter((l) => LOST.test(l.msg)).length, 1, 'said once');
   assert.ok(!logA.some((l) => l.msg === 'applying the compose project' && logA.indexOf(l) > logA.indexOf(lost)), 'no apply logged after');
 });
