@@ -10,7 +10,6 @@ import { projectName } from './core/model/ids.js';
 import type { PortRange } from './core/render/admin-ports.js';
 import { createEtcd, type EtcdConnection } from './adapters/etcd/etcd-client.js';
 import type { NodeLease } from './adapters/etcd/etcd-lease.js';
-import { reclaimNode } from './adapters/etcd/node-claim.js';
 import type { EtcdDesiredSource } from './adapters/etcd/etcd-source.js';
 import type { Registry } from './adapters/etcd/etcd-registry.js';
 import type { StatusWriter } from './adapters/etcd/status-writer.js';
@@ -23,12 +22,13 @@ import type { SnapshotCache } from './xds/snapshot-cache.js';
 import type { AdsServer } from './xds/ads-server.js';
 import { Shutdown, reportShutdown } from './start/shutdown.js';
 import { StartAborted } from './start/until-reachable.js';
-import { joinCluster, type Cluster } from './start/join-cluster.js';
+import { joinCluster } from './start/join-cluster.js';
+import { holdClaim } from './start/hold-claim.js';
 import { startXds } from './start/start-xds.js';
 import { connectDocker, realDocker, type DockerAccess } from './start/connect-docker.js';
-import { startRegistration, type Registering } from './start/start-registration.js';
+import { startRegistration } from './start/start-registration.js';
 import { openEtcdInputs, watchInputs } from './start/watch-inputs.js';
-import { reportStatus, type StatusReporting } from './start/report-status.js';
+import { reportStatus } from './start/report-status.js';
 import { startLoop } from './start/start-loop.js';
 import { LoopHandle } from './start/loop-handle.js';
 
@@ -76,7 +76,7 @@ export interface RunningAgent {
 export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, signal: AbortSignal, outside: AgentOutside = realOutside): Promise<RunningAgent> {
   const k = keys(opts.etcd.prefix);
   const project = projectName(opts.node);
-  const { stateDir, store, saved, templatesDir } = await openStateDir(opts);
+  const { stateDir, store, saved, templatesDir } = await openStateDir(opts, clock, log);
   const shutdown = new Shutdown();
   const checkpoint = (next: string) => {
     if (signal.aborted) throw new StartAborted(`starting: ${next}`);
@@ -85,7 +85,7 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     const etcd = outside.etcd({ ...opts.etcd, retries: 0 });
     shutdown.add('etcd client', () => etcd.close());
     const on = { etcd, keys: k, node: opts.node, clock, log };
-    const cluster = shutdown.push('lease and node claim', await joinCluster({ ...on, leaseTtl: opts.leaseTtl, savedLease: saved.leaseId, endpoints: opts.etcd.endpoints.join(','), signal }));
+    const cluster = shutdown.push('lease and node claim', await joinCluster({ ...on, leaseTtl: opts.leaseTtl, savedLease: saved.leaseId, stateDir, endpoints: opts.etcd.endpoints.join(','), signal }));
     log.info('agent started', { node: opts.node, lease: cluster.id, leaseAdopted: cluster.adopted, project, stateDir });
     checkpoint('xDS');
     const xds = shutdown.push('xDS server', await startXds(opts.xdsPort, clock, log));
@@ -105,7 +105,14 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
       templates: templates.get, state: store, xds, report: status.report, clock, log,
     }));
     loop.attach(reconciler);
-    shutdown.push('lease follower', followLease(cluster, { ...on, store, reconciler, health, status }));
+    shutdown.push('node claim', holdClaim({
+      node: opts.node, lease: cluster.lease, claim: cluster.claim, reconciler, registry: health.registry, status: status.status,
+      remember: (lease) => {
+        reconciler.state.leaseId = lease;
+        void store.save(reconciler.state);
+      },
+      checkEveryMs: opts.leaseTtl * 1000, clock, log,
+    }));
     shutdown.push('inputs', watchInputs(loop, {
       etcd: inputs, docker: host.docker, project, onDockerEvent: (e) => health.registration.onEvent(e),
       folders: { templates: templatesDir, compose: join(stateDir, 'compose') }, onTemplatesChanged: templates.invalidate,
@@ -126,40 +133,15 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
   }
 }
 
-async function openStateDir(opts: AgentOptions): Promise<{ stateDir: string; store: StateStore; saved: Awaited<ReturnType<StateStore['load']>>; templatesDir: string }> {
+async function openStateDir(opts: AgentOptions, clock: Clock, log: Logger): Promise<{ stateDir: string; store: StateStore; saved: Awaited<ReturnType<StateStore['load']>>; templatesDir: string }> {
   const stateDir = resolve(opts.stateDir);
   await mkdir(join(stateDir, 'compose'), { recursive: true });
   // 0700: only the agent (root) reads state.json; dockerd, also root, bind-mounts the bootstraps from here.
   await chmod(stateDir, 0o700);
-  const store = new StateStore(stateDir);
+  const store = new StateStore(stateDir, { log, now: () => clock.now() });
   return { stateDir, store, saved: await store.load(opts.node), templatesDir: opts.templatesDir ?? DEFAULT_TEMPLATES_DIR };
 }
 
 function loopOptions(opts: AgentOptions, project: string, stateDir: string, k: Keys): ReconcilerOptions {
   return { node: opts.node, project, stateDir, prefix: k.prefix, advertiseAddress: opts.advertiseAddress, sidecarImage: opts.sidecarImage, xdsPort: opts.xdsPort, adminPorts: opts.adminPorts };
-}
-
-interface Followers {
-  etcd: Etcd3;
-  keys: Keys;
-  node: string;
-  store: StateStore;
-  reconciler: Reconciler;
-  health: Pick<Registering, 'registry'>;
-  status: Pick<StatusReporting, 'status'>;
-  log: Logger;
-}
-
-/** A lost lease was replaced: the claim, status and registrations are put again under the new one. */
-function followLease(cluster: Pick<Cluster, 'lease'>, f: Followers): { stop(): void } {
-  const onRegranted = (newId: string) => {
-    f.reconciler.state.leaseId = newId;
-    void f.store.save(f.reconciler.state);
-    void reclaimNode(f.etcd, f.keys, f.node, newId).catch((err) => f.log.warn('cannot re-claim the node', { error: (err as Error).message }));
-    void f.status.status.rebind(newId);
-    void f.health.registry.rebind(newId);
-    f.reconciler.triggers.notify('lease re-granted');
-  };
-  cluster.lease.on('regranted', onRegranted);
-  return { stop: () => void cluster.lease.off('regranted', onRegranted) };
 }

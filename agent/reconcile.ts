@@ -76,6 +76,8 @@ export class Reconciler {
   #apply: ComposeApply;
   /** A pass has published and not ended yet (compose may still run). */
   #passing = false;
+  /** Why passes apply nothing (another agent holds the node), once told so. */
+  #standingDown: string | undefined;
 
   constructor(private readonly opts: ReconcilerOptions, private readonly deps: ReconcilerDeps) {
     this.#apply = new ComposeApply(opts, deps, this.stats);
@@ -83,6 +85,19 @@ export class Reconciler {
 
   get state(): AgentState {
     return this.#state;
+  }
+
+  get standingDown(): string | undefined {
+    return this.#standingDown;
+  }
+
+  /**
+   * Another agent holds the node: from now on a pass still observes, renders and publishes xDS to the sidecars
+   * on this host, but applies nothing (no files, no compose), remembers nothing and reports nothing. A pass
+   * already applying finishes.
+   */
+  standDown(reason: string): void {
+    this.#standingDown ??= reason;
   }
 
   async init(): Promise<void> {
@@ -125,6 +140,7 @@ export class Reconciler {
     try {
       const containers = await listing;
       const plan = planPass(rendered, containers, this.#state);
+      if (this.#standingDown) return this.#observed(wanted, plan, containers);
       const outcome = await this.#apply.apply(plan, this.#state, reasons); // stops at the first failed action
       this.#countFailures(plan, outcome);
       this.#lastApply = nextLastApply(this.#lastApply, plan, outcome);
@@ -188,7 +204,13 @@ export class Reconciler {
   }
 
   async #report(wanted: DesiredView, plan: PassPlan, containers: ContainerInfo[]): Promise<PassReport> {
-    const report: PassReport = {
+    const report = this.#observed(wanted, plan, containers);
+    await this.deps.report(report);
+    return report;
+  }
+
+  #observed(wanted: DesiredView, plan: PassPlan, containers: ContainerInfo[]): PassReport {
+    return {
       desiredRevision: wanted.revision,
       appliedRevision: this.#state.appliedRevision,
       rejected: [...wanted.rejected, ...plan.render.issues],
@@ -198,8 +220,6 @@ export class Reconciler {
       containers,
       wanted,
     };
-    await this.deps.report(report);
-    return report;
   }
 
   #retryLater(): void {

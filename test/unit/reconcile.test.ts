@@ -207,3 +207,23 @@ test('a bad document is rejected alone and the rest is applied', async () => {
   assert.equal(ops.filter((o) => o.startsWith('up')).length, 1);
   assert.match(readFileSync(join(stateDir, COMPOSE_PATH), 'utf8'), /productpage-v1:/);
 });
+
+test('standing down (another agent holds the node): passes still publish xDS but write, run, save and report nothing', async () => {
+  const { r, source, ops, stateDir, mesh, reports } = await setup();
+  source.load(mesh);
+  await r.pass();
+  const before = readFileSync(join(stateDir, COMPOSE_PATH), 'utf8');
+  const applied = r.state.appliedRevision;
+  r.standDown('node node-a is run by another agent');
+  ops.length = 0;
+  reports.length = 0;
+  source.load(mesh.replace('LOG_LEVEL: info', 'LOG_LEVEL: debug'));
+  const report = await r.pass(['etcd']);
+  const rev = source.revision;
+  assert.deepEqual(ops, [`list ${PROJECT}`, `publish ${rev}`], 'observed and published; no compose, no save, no report');
+  assert.equal(report?.plan?.composeReason, 'the rendered project changed', 'the plan still says what it would do');
+  assert.equal(readFileSync(join(stateDir, COMPOSE_PATH), 'utf8'), before, 'the compose file is not rewritten');
+  assert.equal(r.state.appliedRevision, applied);
+  assert.deepEqual(reports, []);
+  assert.equal(r.standingDown, 'node node-a is run by another agent');
+});

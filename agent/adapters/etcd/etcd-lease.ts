@@ -8,6 +8,9 @@ import { backoffMs } from '../../core/clock.js';
 
 export type LeaseState = 'granting' | 'alive' | 'lost' | 'stopped';
 
+/** A lease id to take back, or a function that looks one up. */
+export type LeaseCandidate = string | undefined | (() => Promise<string | undefined>);
+
 type KeepAliveStream = Awaited<ReturnType<Etcd3['leaseClient']['leaseKeepAlive']>>;
 
 export interface NodeLeaseEvents {
@@ -37,14 +40,23 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
     return this.#id;
   }
 
-  /** Takes back `savedId` if etcd still holds it, else grants a new lease; then keeps it alive. Returns whether it was adopted. */
-  async start(savedId?: string): Promise<{ id: string; adopted: boolean }> {
+  /**
+   * Takes back the first of `candidates` (an id, or a function that finds one) that etcd still holds, else grants
+   * a new lease; then keeps it alive. Returns whether it was adopted. Each candidate is asked with a keepalive, not
+   * leaseTimeToLive: that one reports whole seconds, so a lease with under a second left read as 0 and was dropped
+   * while its keys (the node claim) lived on; a keepalive renews a lease that lives, and answers TTL 0 only once
+   * etcd has revoked it (an expired lease not yet revoked is waited for).
+   */
+  async start(...candidates: LeaseCandidate[]): Promise<{ id: string; adopted: boolean }> {
     let adopted = false;
-    if (savedId && /^\d+$/.test(savedId)) {
-      const ttl = await this.etcd.leaseClient.leaseTimeToLive({ ID: savedId, keys: false });
-      if (Number(ttl.TTL) > 0) {
-        this.#id = savedId;
+    for (const candidate of candidates) {
+      // Asked only when the ones before it are gone: each costs a round trip while the lease may be running out.
+      const id = typeof candidate === 'function' ? await candidate() : candidate;
+      if (!id || !/^\d+$/.test(id) || id === '0') continue;
+      if ((await this.#pingOrReset(id)) > 0) {
+        this.#id = id;
         adopted = true;
+        break;
       }
     }
     if (!this.#id) this.#id = await this.grant();
@@ -92,7 +104,7 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
           this.#setState('alive');
           this.emit('regranted', this.#id);
         }
-        const ttl = await this.#ping();
+        const ttl = await this.#ping(this.#id!);
         failures = 0;
         if (ttl <= 0) {
           this.log.warn('lease expired on the server', { lease: this.#id });
@@ -115,15 +127,25 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
     }
   }
 
-  /** One keepalive round trip on a long-lived stream; returns the TTL etcd reports (0 = expired). */
-  async #ping(): Promise<number> {
+  /** A failed start is retried (untilReachable): it must not leave a broken stream behind for the next try. */
+  async #pingOrReset(id: string): Promise<number> {
+    try {
+      return await this.#ping(id);
+    } catch (err) {
+      this.#stream?.end();
+      this.#stream = undefined;
+      throw err;
+    }
+  }
+
+  /** One keepalive round trip for `id` on a long-lived stream; returns the TTL etcd reports (0: no such lease). */
+  async #ping(id: string): Promise<number> {
     if (!this.#stream) {
       const stream = await this.etcd.leaseClient.leaseKeepAlive();
       stream.on('error', () => {});
       this.#stream = stream;
     }
     const stream = this.#stream as unknown as NodeJS.EventEmitter & { write(req: { ID: string }): void };
-    const id = this.#id!;
     return await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => done(new Error('keepalive timed out')), 5_000);
       const onData = (res: { ID: string; TTL: string }) => {
