@@ -1,5 +1,6 @@
 // Validates an Istio DestinationRule into subsets (by the `version` label) and traffic policies.
 import type { IssueSink } from '../model/issues.js';
+import { quote } from '../model/issues.js';
 import type { DestinationRule, LbPolicy, Subset, TrafficPolicy } from '../model/model.js';
 import { SERVICE_NAME, SUBSET_NAME, VERSION_NAME } from '../model/model.js';
 import type { Obj } from './reader.js';
@@ -45,7 +46,7 @@ function readSubset(sink: IssueSink, value: unknown, path: string): Subset {
   let version: string | undefined;
   if (labels) {
     for (const key of Object.keys(labels)) {
-      if (key !== 'version') sink.add(at(at(path, 'labels'), key), NOT_SUPPORTED(`selecting by the label ${JSON.stringify(key)}`, 'meshlet subsets select a version by labels: {version: …}'));
+      if (key !== 'version') sink.add(at(at(path, 'labels'), key), NOT_SUPPORTED(`selecting by the label ${quote(key)}`, 'meshlet subsets select a version by labels: {version: …}'));
     }
     if (labels.version === undefined) sink.add(at(path, 'labels'), 'expected labels: {version: <a version of the service>}');
     else version = readString(sink, labels.version, at(at(path, 'labels'), 'version'), { pattern: VERSION_NAME, expected: 'a version key' });

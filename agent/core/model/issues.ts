@@ -35,7 +35,12 @@ export function describeDoc(doc: DocRef): string {
 }
 
 function quoted(text: string): string {
-  return JSON.stringify(text.length > 63 ? `${text.slice(0, 60)}...` : text);
+  return quote(text.length > 63 ? `${text.slice(0, 60)}...` : text);
+}
+
+/** Operator text in double quotes, escaped so that it stays on one line (JSON leaves U+2028 and U+2029 as they are). */
+export function quote(text: string): string {
+  return JSON.stringify(text).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
 }
 
 export function formatIssue(issue: Issue): string {
