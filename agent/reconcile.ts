@@ -1,6 +1,7 @@
 // The agent's loop: for every batch of triggers, read desired → render → publish xDS → plan → apply → remember → report.
 import { join } from 'node:path';
 import type { Issue } from './core/model/issues.js';
+import { sortIssues } from './core/model/issues.js';
 import type { Document, Instance } from './core/model/model.js';
 import type { Clock } from './core/clock.js';
 import type { Logger } from './core/logger.js';
@@ -10,7 +11,8 @@ import type { DesiredView, PassPlan, PassRender } from './core/render/plan.js';
 import { planPass, renderPass } from './core/render/plan.js';
 import { nextLastApply, nextState, type ApplyOutcome, type LastApply } from './core/render/next-state.js';
 import { acceptValid } from './core/documents/desired.js';
-import { fromEtcdEntry } from './core/documents/etcd-docs.js';
+import { checkEtcdEntry } from './core/documents/etcd-docs.js';
+import type { Checked, Refused } from './core/documents/draft.js';
 import type { PortRange } from './core/render/admin-ports.js';
 import type { DesiredSource } from './adapters/etcd/etcd-source.js';
 import type { ComposeRunner } from './adapters/docker/compose-runner.js';
@@ -62,7 +64,8 @@ export interface PassReport {
 
 interface CachedDoc {
   modRevision: number;
-  doc?: Document;
+  /** The document as far as it was read; `ok` when it has no problem of its own. */
+  checked?: Checked;
   issues: Issue[];
 }
 
@@ -157,6 +160,7 @@ export class Reconciler {
     const snap = this.deps.source.current();
     if (!snap) return undefined;
     const docs: Document[] = [];
+    const refused: Refused[] = [];
     const rejected: Issue[] = [];
     const seen = new Set<string>();
     for (const e of snap.entries.values()) {
@@ -164,19 +168,21 @@ export class Reconciler {
       let cached = this.#docs.get(e.key);
       if (!cached || cached.modRevision !== e.modRevision) {
         const issues: Issue[] = [];
-        const doc = fromEtcdEntry(this.opts.prefix, e.key, e.value, e.modRevision, issues);
-        cached = { modRevision: e.modRevision, doc, issues };
+        const checked = checkEtcdEntry(this.opts.prefix, e.key, e.value, e.modRevision, issues);
+        cached = { modRevision: e.modRevision, ...(checked ? { checked } : {}), issues };
         this.#docs.set(e.key, cached);
       }
-      if (cached.doc) docs.push(cached.doc);
+      if (cached.checked?.ok) docs.push(cached.checked.doc);
+      else if (cached.checked) refused.push(cached.checked);
       rejected.push(...cached.issues);
     }
     for (const k of this.#docs.keys()) if (!seen.has(k)) this.#docs.delete(k);
-    const accepted = acceptValid(docs, { xdsPort: this.opts.xdsPort, nodes: [this.opts.node] });
+    // A rejected document's own problems and those it has with the rest of the set, together.
+    const accepted = acceptValid(docs, { xdsPort: this.opts.xdsPort, nodes: [this.opts.node] }, refused);
     return {
       revision: snap.revision,
       desired: accepted.desired,
-      rejected: [...rejected, ...accepted.rejected],
+      rejected: sortIssues([...rejected, ...accepted.rejected]),
       instances: this.deps.instances?.() ?? [],
     };
   }

@@ -3,11 +3,13 @@
 import type { Issue } from '../core/model/issues.js';
 import type { Document } from '../core/model/model.js';
 import { parseYamlDocuments } from '../core/documents/parse-yaml.js';
-import { validateDocument } from '../core/documents/documents.js';
+import { sortIssues } from '../core/model/issues.js';
+import { KIND_OF_DOC, keys } from '../core/model/keys.js';
+import { checkDocument } from '../core/documents/documents.js';
 import { toEtcdEntry } from '../core/documents/etcd-docs.js';
-import { ValidationError } from '../core/errors.js';
+import { MeshletError, ValidationError } from '../core/errors.js';
 import type { EtcdFlags } from './etcd-options.js';
-import { checkChange, commitGuarded, readDesired, untilStable, warnStored, withEtcd, type DesiredSnapshot } from '../adapters/etcd/etcd-store.js';
+import { checkChange, commitGuarded, readDesired, untilStable, warnStored, withEtcd, type DesiredSnapshot, type DocChange } from '../adapters/etcd/etcd-store.js';
 import { readSources } from './inputs.js';
 
 export interface ApplyArgs extends EtcdFlags {
@@ -30,14 +32,16 @@ interface Incoming {
 type Status = 'added' | 'changed' | 'unchanged';
 
 export async function applyCommand(args: ApplyArgs, log: (line: string) => void, warn: (line: string) => void, hooks: ApplyHooks = {}): Promise<void> {
-  // Every document is checked alone before etcd is contacted: bad input is exit 2 even with etcd away.
+  // Every document is checked alone first, then with what etcd holds, and all problems are reported together.
   const issues: Issue[] = [];
   const sources = await readSources(args.file, issues);
   const incoming: Incoming[] = [];
+  const refused: Refusal[] = [];
   for (const src of sources) {
     for (const raw of parseYamlDocuments(src.source, src.text, issues)) {
-      const doc = validateDocument(raw, issues);
-      if (doc) incoming.push({ doc, ...toEtcdEntry(args.prefix, raw) });
+      const checked = checkDocument(raw, issues);
+      if (checked?.ok) incoming.push({ doc: checked.doc, ...toEtcdEntry(args.prefix, raw) });
+      else if (checked) refused.push({ refused: checked, ...(checked.gaps.has('name') ? {} : { key: keys(args.prefix).desiredDoc(KIND_OF_DOC[checked.doc.kind], checked.doc.name) }) });
     }
   }
   const first = new Map<string, Document>();
@@ -46,15 +50,14 @@ export async function applyCommand(args: ApplyArgs, log: (line: string) => void,
     if (other) issues.push({ doc: doc.ref, path: 'metadata.name', message: `${doc.kind} ${doc.name} is also defined in ${other.ref.source} (document ${other.ref.index + 1})` });
     else first.set(key, doc);
   }
-  if (issues.length > 0) throw new ValidationError(issues);
+  const names = args.file;
+  if (issues.length > 0) throw await withStoredProblems(args, names, issues, incoming, refused);
 
   await withEtcd(args, (s) => untilStable('applying', async (attempt) => {
     const snap = await readDesired(s);
-    // New documents claim host ports after the stored ones: on a clash, the message lands on the new one.
-    for (const i of incoming) i.doc.ref = { ...i.doc.ref, revision: snap.revision + 1 };
+    const { errors, preexisting } = checkIncoming(snap, incoming, [], args.xdsPort);
     const replaced = new Set(incoming.map((i) => i.key));
-    const { errors, preexisting } = checkChange(snap, { put: new Map(incoming.map((i) => [i.key, i.doc])), remove: new Set() }, { xdsPort: args.xdsPort });
-    if (errors.length > 0) throw new ValidationError(errors, `the documents do not fit the desired state in etcd (revision ${snap.revision}); nothing was written`);
+    if (errors.length > 0) throw new ValidationError(sortIssues(errors, names), `the documents do not fit the desired state in etcd (revision ${snap.revision}); nothing was written`);
     const lines = incoming.map((i) => describeChange(i, snap));
     const count = (st: Status) => lines.filter((l) => l.status === st).length;
     const summary = `${count('added')} added, ${count('changed')} changed, ${count('unchanged')} unchanged`;
@@ -78,6 +81,32 @@ export async function applyCommand(args: ApplyArgs, log: (line: string) => void,
     print(`applied: ${summary}; written at etcd revision ${revision}`);
     return true;
   }));
+}
+
+type Refusal = NonNullable<DocChange['refuse']>[number];
+
+function checkIncoming(snap: DesiredSnapshot, incoming: Incoming[], refused: Refusal[], xdsPort: number): ReturnType<typeof checkChange> {
+  // New documents claim host ports after the stored ones: on a clash, the message lands on the new one.
+  for (const d of [...incoming.map((i) => i.doc), ...refused.map((r) => r.refused.doc)]) d.ref = { ...d.ref, revision: snap.revision + 1 };
+  return checkChange(snap, { put: new Map(incoming.map((i) => [i.key, i.doc])), remove: new Set(), refuse: refused }, { xdsPort });
+}
+
+/**
+ * The input has problems of its own, so nothing will be written; the documents are still checked against
+ * etcd, as far as they could be read, so that every problem is reported at once. When etcd cannot be
+ * asked, the problems found so far are the answer (bad input is exit 2 whether etcd is there or not).
+ */
+async function withStoredProblems(args: ApplyArgs, names: string[], issues: Issue[], incoming: Incoming[], refused: Refusal[]): Promise<ValidationError> {
+  const n = (count: number) => `${count} problem${count === 1 ? '' : 's'} found`;
+  try {
+    const errors = await withEtcd(args, async (s) => checkIncoming(await readDesired(s), incoming, refused, args.xdsPort).errors);
+    const all = sortIssues([...issues, ...errors], names);
+    return new ValidationError(all, `${n(all.length)}; nothing was written`);
+  } catch (err) {
+    if (!(err instanceof MeshletError)) throw err;
+    const why = err.message.split('\n')[0];
+    return new ValidationError(sortIssues(issues, names), `${n(issues.length)}; nothing was written (the documents were not checked against etcd: ${why})`);
+  }
 }
 
 function describeChange(i: Incoming, snap: DesiredSnapshot): { status: Status; text: string } {

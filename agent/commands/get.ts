@@ -93,7 +93,8 @@ function cellsOf(doc: Document): string[] {
 
 function serviceCells(s: Service): string[] {
   const versions = s.versions.map((v) => `${v.name}${v.port !== s.port ? `:${v.port}` : ''}(${v.nodes.join(',')})`).join(' ');
-  const upstreams = s.upstreams.map((u) => `${u.service}(${u.mode}${u.mode === 'proxy' && u.localPort !== undefined ? `:${u.localPort}` : u.mode === 'direct' ? `:${u.address}` : ''})`).join(' ');
+  // By service, as the sidecar orders them (the document keeps the order written).
+  const upstreams = [...s.upstreams].sort((a, b) => a.service.localeCompare(b.service)).map((u) => `${u.service}(${u.mode}${u.mode === 'proxy' && u.localPort !== undefined ? `:${u.localPort}` : u.mode === 'direct' ? `:${u.address}` : ''})`).join(' ');
   return [s.name, s.protocol, String(s.port), versions, upstreams || '-'];
 }
 
@@ -106,7 +107,7 @@ function routeCells(vs: VirtualService): string[] {
   const list = (route: Destination[]) => route.map((d) => dest(d, route.length > 1)).join(' ');
   const http = vs.http.map((r, i) => `${r.name ?? `#${i + 1}`}${r.match.length > 0 ? '[match]' : ''}: ${list(r.route)}`);
   const tcp = vs.tcp.map((r, i) => `tcp#${i + 1}: ${list(r.route)}`);
-  return [vs.name, vs.hosts.join(','), [...http, ...tcp].join('; ')];
+  return [vs.name, [...vs.hosts].sort().join(','), [...http, ...tcp].join('; ')];
 }
 
 function subsetCells(dr: DestinationRule): string[] {

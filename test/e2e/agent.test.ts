@@ -170,15 +170,20 @@ test('a bad document written into etcd by hand is rejected alone; the status nam
   const before = await containers();
   const runs = agent.reconciler.stats.composeRuns;
   await etcd.put(k.desiredDoc('services', 'broken')).value('{"apiVersion": "meshlet.dev/v1", "kind": "Service"').exec();
-  const typo = await etcd.put(k.desiredDoc('services', 'typo')).value(JSON.stringify({ apiVersion: 'meshlet.dev/v1', kind: 'Service', metadata: { name: 'typo' }, spec: { prot: 'http', port: base + 5, versions: { v1: { image: 'x', nodes: [node] } } } })).exec();
-  await settled(Number(typo.header.revision));
-  const st = await waitFor('the status to list both', async () => {
+  // Two problems: one of its own (spec.prot) and one with the set (an upstream no Service defines); both are listed.
+  const typo = { prot: 'http', port: base + 5, versions: { v1: { image: 'x', nodes: [node] } }, upstreams: [{ service: 'nowhere', localPort: base + 7 }] };
+  const put = await etcd.put(k.desiredDoc('services', 'typo')).value(JSON.stringify({ apiVersion: 'meshlet.dev/v1', kind: 'Service', metadata: { name: 'typo' }, spec: typo })).exec();
+  await settled(Number(put.header.revision));
+  const st = await waitFor('the status to list all three', async () => {
     const s = await status();
-    return (s.rejected as unknown[]).length >= 2 ? s : undefined;
+    return (s.rejected as unknown[]).length >= 3 ? s : undefined;
   });
   const rejected = st.rejected as { key: string; path: string; message: string }[];
   assert.ok(rejected.some((r) => r.key === k.desiredDoc('services', 'broken') && /invalid JSON/.test(r.message)), JSON.stringify(rejected));
-  assert.ok(rejected.some((r) => r.key === k.desiredDoc('services', 'typo') && r.path === 'spec.prot'), JSON.stringify(rejected));
+  assert.deepEqual(rejected.filter((r) => r.key === k.desiredDoc('services', 'typo')).map((r) => `${r.path}: ${r.message}`), [
+    'spec.prot: unknown field (did you mean "protocol"?); expected one of: protocol, port, versions, upstreams, sidecar',
+    'spec.upstreams[0].service: no Service named nowhere',
+  ]);
   assert.equal(agent.reconciler.stats.composeRuns, runs);
   assert.deepEqual(await containers(), before);
   await deleted(k.desiredDoc('services', 'broken'));

@@ -104,6 +104,65 @@ describe('meshlet apply', () => {
     assert.deepEqual(await listing(env.client, prefix), before);
   });
 
+  test('a file with problems of its own is still checked against etcd: every problem at once, exit 2, etcd untouched (also --dry-run)', async () => {
+    const prefix = uniquePrefix();
+    assert.equal((await cli(prefix, 'apply', '-f', SERVICES)).code, 0);
+    const before = await listing(env.client, prefix);
+    // Weights adding up to 90 and subset v9 of the stored reviews; an unknown field and an upstream no Service
+    // defines, neither in the file nor in etcd; a Service with a bad port, and a route to it.
+    const bad = file('all-errors.yaml', `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: reviews }
+spec:
+  hosts: [reviews]
+  http:
+    - route:
+        - { destination: { host: reviews, subset: v1 }, weight: 80 }
+        - { destination: { host: reviews, subset: v9 }, weight: 10 }
+---
+apiVersion: meshlet.dev/v1
+kind: Service
+metadata: { name: extra }
+spec:
+  prot: http
+  port: 9990
+  versions: { v1: { image: registry.local/extra:1, nodes: [node-a] } }
+  upstreams: [{ service: nowhere, localPort: 19990 }]
+---
+apiVersion: meshlet.dev/v1
+kind: Service
+metadata: { name: ratings }
+spec:
+  port: 70000
+  versions: { v1: { image: registry.local/bookinfo/ratings:1.0, nodes: [node-a] } }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: ratings }
+spec:
+  hosts: [ratings]
+  http: [{ route: [{ destination: { host: ratings, subset: v1 } }] }]
+`);
+    const lines = [
+      `  - ${bad}: VirtualService "reviews" (document 1): spec.http[0].route: expected weights adding up to 100, got 80 + 10 = 90`,
+      `  - ${bad}: VirtualService "reviews" (document 1): spec.http[0].route[1].destination.subset: Service reviews has no subset v9 (did you mean "v1"?); known subsets: v1, v2, v3`,
+      `  - ${bad}: Service "extra" (document 2): spec.prot: unknown field (did you mean "protocol"?); expected one of: protocol, port, versions, upstreams, sidecar`,
+      `  - ${bad}: Service "extra" (document 2): spec.upstreams[0].service: no Service named nowhere`,
+      `  - ${bad}: Service "ratings" (document 3): spec.port: expected a port (an integer) from 1 to 65535, got 70000`,
+      // The route to ratings sees the refused ratings of the file, not the valid one in etcd: it says so once. The
+      // stored documents that refer to ratings do not repeat it; what the new ratings would break is still named.
+      `  - ${bad}: VirtualService "ratings" (document 4): spec.hosts[0]: Service ratings is not valid: see the problems listed for ${bad}: Service "ratings" (document 3)`,
+      `  - ${prefix}/desired/services/reviews: Service "reviews" (document 1): spec.upstreams[0].mode: xds (proxyless gRPC) needs an upstream with protocol grpc; ratings is http`,
+    ];
+    for (const flags of [[], ['--dry-run']]) {
+      const res = await cli(prefix, 'apply', '-f', bad, ...flags);
+      assert.equal(res.code, 2, res.err);
+      assert.deepEqual(res.err.split('\n'), [`error: ${lines.length} problems found; nothing was written:`, ...lines], flags.join(' '));
+      assert.equal(res.out, '', 'nothing reported as added or changed');
+      assert.deepEqual(await listing(env.client, prefix), before, 'etcd is identical');
+    }
+  });
+
   test('a new route must name versions that the stored Service has', async () => {
     const prefix = uniquePrefix();
     assert.equal((await cli(prefix, 'apply', '-f', SERVICES)).code, 0);

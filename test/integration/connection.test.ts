@@ -51,10 +51,14 @@ describe('etcd unreachable', () => {
     });
   }
 
-  test('bad input is exit 2 even when etcd is away (checked before connecting)', async () => {
+  test('bad input is exit 2 even when etcd is away: its own problems, and that it was not checked against etcd', async () => {
     const port = await freePort();
     const res = await runCli(['apply', '-f', fixture('bad', 'unknown-field.yaml'), '--etcd', `http://127.0.0.1:${port}`]);
     assert.equal(res.code, 2, res.err);
+    const lines = res.err.split('\n');
+    assert.equal(lines[0], `error: 1 problem found; nothing was written (the documents were not checked against etcd: cannot reach etcd at http://127.0.0.1:${port}):`);
+    assert.match(lines[1]!, /unknown-field\.yaml: Service "reviews" \(document 1\): spec\.prot: unknown field/);
+    assert.equal(lines.length, 2);
   });
 
   test('bad connection flags are exit 2 and never echo a password written into the URL', async () => {

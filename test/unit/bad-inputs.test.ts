@@ -215,6 +215,52 @@ const CASES: Case[] = [
       { at: `${svc('several-errors.yaml', 'Ratings', 2)}: spec.port`, says: ['expected a port (an integer) from 1 to 65535, got the string "http"'] },
     ],
   },
+  // A document with a problem of its own is still checked against the set, as far as it could be read.
+  {
+    name: 'weights adding up to 90 and a subset that does not exist, in one route: both are reported (issue 10)',
+    files: [bad('weights-and-missing-subset.yaml')],
+    issues: [
+      { at: `${bad('weights-and-missing-subset.yaml')}: VirtualService "reviews" (document 2): spec.http[0].route`, says: ['expected weights adding up to 100, got 80 + 10 = 90'] },
+      { at: `${bad('weights-and-missing-subset.yaml')}: VirtualService "reviews" (document 2): spec.http[0].route[1].destination.subset`, says: ['Service reviews has no subset v3', 'known subsets: v1, v2'] },
+    ],
+  },
+  {
+    name: 'an unknown field and an upstream to an unknown service, in one Service: both are reported',
+    files: [bad('unknown-field-and-upstream.yaml')],
+    issues: [
+      { at: `${svc('unknown-field-and-upstream.yaml', 'productpage')}: spec.prot`, says: ['unknown field', 'did you mean "protocol"'] },
+      { at: `${svc('unknown-field-and-upstream.yaml', 'productpage')}: spec.upstreams[0].service`, says: ['no Service named reviewz', 'did you mean "reviews"'] },
+    ],
+  },
+  {
+    name: 'two documents with one problem each, one its own and one with the set: both are reported, in document order',
+    files: [bad('two-bad-documents.yaml')],
+    issues: [
+      { at: `${svc('two-bad-documents.yaml', 'ratings')}: spec.versions.v1.image`, says: ['expected an image reference', 'got the string "registry.local/bookinfo/ratings 1.0"'] },
+      { at: `${bad('two-bad-documents.yaml')}: VirtualService "reviews" (document 3): spec.http[0].route[0].destination.subset`, says: ['Service reviews has no subset v9', 'known subsets: v1'] },
+    ],
+  },
+  {
+    name: 'a Service with a bad port and a route to it: the route says once that reviews is not valid, and its own problem is still found',
+    files: [bad('bad-port-and-route.yaml')],
+    issues: [
+      { at: `${svc('bad-port-and-route.yaml')}: spec.port`, says: ['expected a port (an integer) from 1 to 65535, got 70000'] },
+      { at: `${bad('bad-port-and-route.yaml')}: VirtualService "reviews" (document 2): spec.hosts[0]`, says: [`Service reviews is not valid: see the problems listed for ${svc('bad-port-and-route.yaml')}`] },
+      { at: `${bad('bad-port-and-route.yaml')}: VirtualService "reviews" (document 2): spec.http[0].route[2].destination.subset`, says: ['Service reviews has no subset v3', 'known subsets: v1, v2'] },
+    ],
+  },
+  {
+    name: 'a DestinationRule with a problem of its own and one with the set, and a route to its subsets',
+    files: [bad('bad-rule-and-route.yaml')],
+    issues: [
+      { at: `${bad('bad-rule-and-route.yaml')}: DestinationRule "reviews" (document 2): spec.trafficPolicy.loadBalancer.simple`, says: ['expected one of ROUND_ROBIN', 'got the string "ROUND_ROBBIN"'] },
+      { at: `${bad('bad-rule-and-route.yaml')}: DestinationRule "reviews" (document 2): spec.subsets[1].labels.version`, says: ['Service reviews has no version v9 (it has v1)'] },
+      {
+        at: `${bad('bad-rule-and-route.yaml')}: VirtualService "reviews" (document 3): spec.http[0].route[0].destination.subset`,
+        says: [`the subsets of Service reviews come from a DestinationRule that is not valid: see the problems listed for ${bad('bad-rule-and-route.yaml')}: DestinationRule "reviews" (document 2)`],
+      },
+    ],
+  },
 ];
 
 describe('bad inputs are refused: exit 2, file + document + field path + what was expected, nothing written', () => {

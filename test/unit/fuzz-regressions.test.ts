@@ -104,3 +104,19 @@ test('YAML output: a string ending with ":" (an IPv6 address such as fd00::) is 
   assert.match(text, /address: "fd00::"/);
   assert.deepEqual(parse(text), value);
 });
+
+test('U+2028 and U+2029 in a value, a key or a name are escaped in the message, so that it stays one line', () => {
+  const lines = issuesOf(`apiVersion: meshlet.dev/v1
+kind: Service
+metadata: {name: "a\\u2029b"}
+spec:
+  port: 9002
+  versions: "\\u2028"
+  "x\\u2028": 1
+`);
+  assert.deepEqual(lines, [
+    'f.yaml: Service "a\\u2029b" (document 3): metadata.name: expected a DNS label (lower-case letters, digits and "-", starting with a letter, at most 63 characters), got the string "a\\u2029b"',
+    'f.yaml: Service "a\\u2029b" (document 3): spec["x\\u2028"]: unknown field; expected one of: protocol, port, versions, upstreams, sidecar',
+    'f.yaml: Service "a\\u2029b" (document 3): spec.versions: expected a mapping of one or more versions (e.g. v1: {image: …}), got the string "\\u2028"',
+  ]);
+});

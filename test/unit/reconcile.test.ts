@@ -227,3 +227,27 @@ test('standing down (another agent holds the node): passes still publish xDS but
   assert.deepEqual(reports, []);
   assert.equal(r.standingDown, 'node node-a is run by another agent');
 });
+
+test('a rejected document lists every problem, its own and those with the set; what refers to a refused one says so once (issue 10)', async () => {
+  const { r, source, ops, stateDir, mesh, reports } = await setup();
+  source.load(mesh);
+  const vs = (name: string, host: string, route: unknown[]) => JSON.stringify({ apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name }, spec: { hosts: [host], http: [{ route }] } });
+  // Weights adding up to 90 and a subset reviews does not have.
+  source.put(`${PREFIX}/desired/routes/reviews`, vs('reviews', 'reviews', [{ destination: { host: 'reviews', subset: 'v1' }, weight: 80 }, { destination: { host: 'reviews', subset: 'v9' }, weight: 10 }]));
+  // A Service with a bad port, and a route to it.
+  source.put(`${PREFIX}/desired/services/extra`, JSON.stringify({ apiVersion: 'meshlet.dev/v1', kind: 'Service', metadata: { name: 'extra' }, spec: { port: 70000, versions: { v1: { image: 'x', nodes: ['node-a'] } } } }));
+  source.put(`${PREFIX}/desired/routes/extra`, vs('extra', 'extra', [{ destination: { host: 'extra', subset: 'v1' }, weight: 60 }, { destination: { host: 'extra' }, weight: 40 }]));
+  await r.pass();
+  // Sorted by key, each document's problems together, each once: as the node status lists them.
+  const rejected = reports.at(-1)!.rejected.map((i) => `${i.doc.source}: ${i.path}: ${i.message}`);
+  assert.deepEqual(rejected, [
+    `${PREFIX}/desired/routes/extra: spec.hosts[0]: Service extra is not valid: see the problems listed for ${PREFIX}/desired/services/extra: Service "extra" (document 1)`,
+    `${PREFIX}/desired/routes/reviews: spec.http[0].route: expected weights adding up to 100, got 80 + 10 = 90`,
+    `${PREFIX}/desired/routes/reviews: spec.http[0].route[1].destination.subset: Service reviews has no subset v9 (did you mean "v1"?); known subsets: v1, v2, v3`,
+    `${PREFIX}/desired/services/extra: spec.port: expected a port (an integer) from 1 to 65535, got 70000`,
+  ]);
+  // The rest is applied: one compose run, with the other services.
+  assert.equal(ops.filter((o) => o.startsWith('up')).length, 1);
+  assert.match(readFileSync(join(stateDir, COMPOSE_PATH), 'utf8'), /productpage-v1:/);
+});
+

@@ -11,7 +11,8 @@ import type { Issue } from '../../core/model/issues.js';
 import { formatIssue } from '../../core/model/issues.js';
 import type { Document } from '../../core/model/model.js';
 import { toDesired } from '../../core/documents/documents.js';
-import { fromEtcdEntry } from '../../core/documents/etcd-docs.js';
+import { checkEtcdEntry } from '../../core/documents/etcd-docs.js';
+import type { Refused } from '../../core/documents/draft.js';
 import { keys, type Keys } from '../../core/model/keys.js';
 import { checkMesh, type MeshOptions } from '../../core/documents/validate-mesh.js';
 import { connectionOf, redactUrl, type EtcdFlags } from '../../commands/etcd-options.js';
@@ -70,6 +71,8 @@ export interface DesiredSnapshot {
   entries: Map<string, StoredEntry>;
   /** The entries that hold a valid document, by key. */
   docs: Map<string, Document>;
+  /** Entries whose document has problems of its own, as far as it was read (for the set-level checks). */
+  refused: Map<string, Refused>;
   /** Why the other entries hold no document. */
   problems: Issue[];
 }
@@ -87,33 +90,47 @@ export async function readPrefix(s: Session, prefix: string): Promise<{ revision
 export async function readDesired(s: Session): Promise<DesiredSnapshot> {
   const { revision, entries } = await readPrefix(s, s.k.desired);
   const docs = new Map<string, Document>();
+  const refused = new Map<string, Refused>();
   const problems: Issue[] = [];
   for (const e of entries.values()) {
-    const doc = fromEtcdEntry(s.k.prefix, e.key, e.value, e.modRevision, problems);
-    if (doc) docs.set(e.key, doc);
+    const checked = checkEtcdEntry(s.k.prefix, e.key, e.value, e.modRevision, problems);
+    if (checked?.ok) docs.set(e.key, checked.doc);
+    else if (checked) refused.set(e.key, checked);
   }
-  return { revision, entries, docs, problems };
+  return { revision, entries, docs, refused, problems };
 }
 
 /** A change to the stored documents: documents put (by key) and keys removed. */
 export interface DocChange {
   put: Map<string, Document>;
   remove: Set<string>;
+  /**
+   * Incoming documents with problems of their own, as far as they were read, to check the rest of the
+   * change against; one whose name could be read has its key, and takes the place of what is stored there.
+   */
+  refuse?: { key?: string; refused: Refused }[];
 }
 
 /**
  * Checks the stored state with a change applied. Problems the stored state already had, on documents the
  * change leaves alone, are not the change's fault: they come back as `preexisting`, the rest as `errors`.
+ * A stored document agents already reject is not made worse by a change either: its problems are `preexisting`.
  */
 export function checkChange(snap: DesiredSnapshot, change: DocChange, mesh: MeshOptions): { errors: Issue[]; preexisting: Issue[] } {
-  const before = [...snap.docs.values()];
-  const after = [...snap.docs].filter(([key]) => !change.put.has(key) && !change.remove.has(key)).map(([, d]) => d).concat([...change.put.values()]);
-  const baseline = new Set(checkMesh(toDesired(before), mesh).map(formatIssue));
+  const incomingRefused = change.refuse ?? [];
+  const refusedKeys = new Set(incomingRefused.map((r) => r.key).filter((k) => k !== undefined));
+  const replaced = (key: string) => change.put.has(key) || change.remove.has(key) || refusedKeys.has(key);
+  const after = [...snap.docs].filter(([key]) => !replaced(key)).map(([, d]) => d).concat([...change.put.values()]);
+  const afterRefused = [...snap.refused].filter(([key]) => !replaced(key)).map(([, r]) => r).concat(incomingRefused.map((r) => r.refused));
+  const baseline = new Set(checkMesh(toDesired([...snap.docs.values()]), mesh, [...snap.refused.values()]).map(formatIssue));
   const errors: Issue[] = [];
   const preexisting: Issue[] = [];
-  for (const issue of checkMesh(toDesired(after), mesh)) {
-    const untouched = snap.docs.has(issue.doc.source) && !change.put.has(issue.doc.source);
-    (untouched && baseline.has(formatIssue(issue)) ? preexisting : errors).push(issue);
+  const stored = (source: string) => snap.docs.has(source) || snap.refused.has(source);
+  for (const issue of checkMesh(toDesired(after), mesh, afterRefused)) {
+    const untouched = stored(issue.doc.source) && !replaced(issue.doc.source);
+    // That a stored document refers to an incoming one with problems adds nothing to those problems.
+    if (untouched && issue.follows && !stored(issue.follows.source)) continue;
+    (untouched && (baseline.has(formatIssue(issue)) || snap.refused.has(issue.doc.source)) ? preexisting : errors).push(issue);
   }
   return { errors, preexisting };
 }

@@ -10,6 +10,7 @@ import { suggestion } from './did-you-mean.js';
 import { validateService } from './validate-service.js';
 import { validateVirtualService } from './validate-route.js';
 import { validateDestinationRule } from './validate-subsets.js';
+import type { Checked } from './draft.js';
 
 export const MESHLET_API = 'meshlet.dev/v1';
 export const ISTIO_APIS = ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'];
@@ -19,8 +20,17 @@ const KINDS: Record<string, string[]> = {
   DestinationRule: ISTIO_APIS,
 };
 
-/** Validates one document on its own (no cross-document checks). */
+/** Validates one document on its own (no cross-document checks); a document with a problem gives nothing. */
 export function validateDocument(raw: RawDoc, issues: Issue[]): Document | undefined {
+  const checked = checkDocument(raw, issues);
+  return checked?.ok ? checked.doc : undefined;
+}
+
+/**
+ * Validates one document on its own and returns it as far as it could be read, even with problems, so
+ * that the set-level checks can still look at it; undefined when not even its kind and spec can be read.
+ */
+export function checkDocument(raw: RawDoc, issues: Issue[]): Checked | undefined {
   const sink = new IssueSink(raw.ref, issues);
   const before = issues.length;
   const body = readObject(sink, raw.body, '', ['apiVersion', 'kind', 'metadata', 'spec'], { status: 'is written by controllers, not operators; remove it' });
@@ -31,10 +41,13 @@ export function validateDocument(raw: RawDoc, issues: Issue[]): Document | undef
     sink.add('apiVersion', `expected ${KINDS[kind]!.join(' | ')} for kind ${kind}, got ${describe(apiVersion)}${suggestion(apiVersion, KINDS[kind]!)}`);
   }
   const name = readMetadata(sink, body.metadata);
+  // With another apiVersion the spec may mean something else: it is not read, and so not checked against the set.
   if (!kind || !apiVersion || !KINDS[kind]!.includes(apiVersion)) return undefined;
   // The spec is checked even when the name is bad, so that every problem is reported at once.
-  const doc = kind === 'Service' ? validateService(sink, body, name) : kind === 'VirtualService' ? validateVirtualService(sink, body, name) : validateDestinationRule(sink, body, name);
-  return issues.length === before ? doc : undefined;
+  const draft = kind === 'Service' ? validateService(sink, body, name) : kind === 'VirtualService' ? validateVirtualService(sink, body, name) : validateDestinationRule(sink, body, name);
+  if (!draft) return undefined;
+  const ok = issues.length === before;
+  return { doc: draft.doc, gaps: draft.gaps, ok };
 }
 
 function readMetadata(sink: IssueSink, value: unknown): string | undefined {
@@ -61,11 +74,16 @@ export interface SourceText {
 
 /** Parses and validates each document of each file; cross-document checks are separate (validate-mesh). */
 export function readDocuments(files: SourceText[], issues: Issue[]): Document[] {
-  const out: Document[] = [];
+  return checkDocuments(files, issues).filter((c) => c.ok).map((c) => c.doc);
+}
+
+/** Like readDocuments, but also gives the documents with problems, as far as they could be read. */
+export function checkDocuments(files: SourceText[], issues: Issue[]): Checked[] {
+  const out: Checked[] = [];
   for (const f of files) {
     for (const raw of parseYamlDocuments(f.source, f.text, issues)) {
-      const doc = validateDocument(raw, issues);
-      if (doc) out.push(doc);
+      const checked = checkDocument(raw, issues);
+      if (checked) out.push(checked);
     }
   }
   return out;

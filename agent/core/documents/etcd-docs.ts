@@ -2,7 +2,8 @@
 import type { Issue } from '../model/issues.js';
 import type { Document } from '../model/model.js';
 import type { RawDoc } from './parse-yaml.js';
-import { validateDocument } from './documents.js';
+import { checkDocument } from './documents.js';
+import type { Checked } from './draft.js';
 import { canonicalJson } from '../model/canonical.js';
 import type { DesiredKind } from '../model/keys.js';
 import { KIND_OF_DOC, keys, parseDesiredKey } from '../model/keys.js';
@@ -18,6 +19,15 @@ export function toEtcdEntry(prefix: string, raw: RawDoc): { key: string; value: 
  * a failing field, or a key that disagrees with the document's kind or name is an issue and no document.
  */
 export function fromEtcdEntry(prefix: string, key: string, value: string, modRevision: number, issues: Issue[]): Document | undefined {
+  const checked = checkEtcdEntry(prefix, key, value, modRevision, issues);
+  return checked?.ok ? checked.doc : undefined;
+}
+
+/**
+ * Like fromEtcdEntry, but a document with problems of its own comes back too, as far as it was read, for
+ * the set-level checks. Nothing comes back for a key whose document is not even JSON or names another key.
+ */
+export function checkEtcdEntry(prefix: string, key: string, value: string, modRevision: number, issues: Issue[]): Checked | undefined {
   const where = parseDesiredKey(prefix, key);
   const ref = { source: key, index: 0, revision: modRevision };
   if (!where) {
@@ -36,12 +46,15 @@ export function fromEtcdEntry(prefix: string, key: string, value: string, modRev
     ref: { ...ref, kind: typeof meta.kind === 'string' ? meta.kind : undefined, name: typeof meta.metadata?.name === 'string' ? meta.metadata.name : undefined },
     body,
   };
-  const doc = validateDocument(raw, issues);
-  if (!doc) return undefined;
+  const checked = checkDocument(raw, issues);
+  if (!checked) return undefined;
+  const { doc } = checked;
   const expectedKind: DesiredKind = KIND_OF_DOC[doc.kind];
+  // A bad name is reported by itself; the key is compared with a name that could be read.
+  if (checked.gaps.has('name')) return checked;
   if (expectedKind !== where.kind || doc.name !== where.name) {
     issues.push({ doc: raw.ref, path: 'metadata.name', message: `the key says ${where.kind}/${where.name} but the document is ${doc.kind} ${doc.name}` });
     return undefined;
   }
-  return doc;
+  return checked;
 }

@@ -1,5 +1,6 @@
 // Typed reads of parsed YAML that report what was expected, at which path, instead of throwing.
 import type { IssueSink } from '../model/issues.js';
+import { quote } from '../model/issues.js';
 import { suggestion } from './did-you-mean.js';
 import { parseDuration } from './duration.js';
 
@@ -9,7 +10,7 @@ export type Obj = Record<string, unknown>;
 export function at(path: string, key: string | number): string {
   if (typeof key === 'number') return `${path}[${key}]`;
   const plain = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(key);
-  if (!plain) return `${path}[${JSON.stringify(key)}]`;
+  if (!plain) return `${path}[${quote(key)}]`;
   return path ? `${path}.${key}` : key;
 }
 
@@ -18,7 +19,7 @@ export function describe(value: unknown): string {
   if (value === null || value === undefined) return 'nothing';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value)}`;
+  if (typeof value === 'string') return `the string ${quote(value.length > 60 ? `${value.slice(0, 57)}...` : value)}`;
   return String(value);
 }
 

@@ -1,11 +1,13 @@
 // Checks the documents as a set: references between them, and host ports on every node.
-import type { Issue } from '../model/issues.js';
+import type { DocRef, Issue } from '../model/issues.js';
 import { claimOrder } from '../model/issues.js';
 import type { Desired, Document, Service, VirtualService } from '../model/model.js';
 import { placedOn } from '../model/model.js';
 import { at } from './reader.js';
 import { suggestion } from './did-you-mean.js';
-import { subsetsOf } from '../xds/subsets.js';
+import type { Refused } from './draft.js';
+import { UNREAD } from './draft.js';
+import { MeshView } from './mesh-view.js';
 
 export interface MeshOptions {
   /** The agent's xDS port, which no app or proxy port may take. */
@@ -14,45 +16,54 @@ export interface MeshOptions {
   nodes?: string[];
 }
 
-/** Returns every problem of the set; an empty list means every document may be applied. */
-export function checkMesh(desired: Desired, opts: MeshOptions): Issue[] {
+/**
+ * Returns every problem of the set; an empty list means every document may be applied. `refused` are
+ * documents with problems of their own, as far as they were read: they are checked too (their parts that
+ * could not be read are skipped), and a reference to one says so once instead of failing in its place.
+ * They come after the valid documents, so that a clash between the two is always reported on the refused one.
+ */
+export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly Refused[] = []): Issue[] {
   const issues: Issue[] = [];
-  const add = (doc: Document, path: string, message: string) => issues.push({ doc: doc.ref, path, message });
-  checkDuplicates(desired, add);
-  const services = new Map(desired.services.map((s) => [s.name, s]));
-  for (const s of desired.services) checkUpstreams(s, services, add);
+  const add: Add = (doc, path, message, follows) => issues.push({ doc: doc.ref, path, message, ...(follows ? { follows } : {}) });
+  const view = new MeshView(desired, refused, add);
+  checkDuplicates(view, add);
+  for (const s of view.services) checkUpstreams(s, view, add);
   const routeOf = new Map<string, VirtualService>();
-  for (const vs of desired.routes) {
+  for (const vs of view.routes) {
     vs.hosts.forEach((host, i) => {
       const other = routeOf.get(host);
       if (other && other !== vs) add(vs, at('spec.hosts', i), `host ${host} is already routed by VirtualService "${other.name}" (${other.ref.source}); one VirtualService per host`);
-      else routeOf.set(host, vs);
+      else if (!view.lacks(vs, 'name')) routeOf.set(host, vs);
     });
-    checkRoute(vs, services, desired, add);
+    checkRoute(vs, view, add);
   }
   const ruleOf = new Map<string, string>();
-  for (const dr of desired.subsets) {
-    const svc = services.get(dr.host);
-    if (!svc) add(dr, 'spec.host', `no Service named ${dr.host}${suggestion(dr.host, services.keys())}`);
+  for (const dr of view.rules) {
+    if (dr.host === UNREAD) continue;
+    const svc = view.service(dr.host);
+    if (!svc) add(dr, 'spec.host', `no Service named ${dr.host}${suggestion(dr.host, view.serviceNames())}`);
+    else view.mentions(dr, 'spec.host', svc);
     const other = ruleOf.get(dr.host);
     if (other) add(dr, 'spec.host', `host ${dr.host} already has DestinationRule "${other}"; one DestinationRule per host`);
-    ruleOf.set(dr.host, dr.name);
+    else if (!view.lacks(dr, 'name')) ruleOf.set(dr.host, dr.name);
     dr.subsets.forEach((sub, i) => {
-      if (svc && !svc.versions.some((v) => v.name === sub.version)) {
+      if (!svc || sub.version === UNREAD || view.lacks(svc, 'versions')) return;
+      if (!svc.versions.some((v) => v.name === sub.version)) {
         add(dr, `${at(at('spec.subsets', i), 'labels')}.version`, `Service ${svc.name} has no version ${sub.version} (it has ${svc.versions.map((v) => v.name).join(', ')})`);
       }
     });
   }
-  checkPorts(desired, opts, add);
+  checkPorts(view, opts, add);
   return issues;
 }
 
-type Add = (doc: Document, path: string, message: string) => void;
+type Add = (doc: Document, path: string, message: string, follows?: DocRef) => void;
 
-function checkDuplicates(desired: Desired, add: Add): void {
-  for (const list of [desired.services, desired.routes, desired.subsets] as Document[][]) {
+function checkDuplicates(view: MeshView, add: Add): void {
+  for (const list of [view.services, view.routes, view.rules] as Document[][]) {
     const seen = new Map<string, Document>();
     for (const d of list) {
+      if (view.lacks(d, 'name')) continue;
       const first = seen.get(d.name);
       if (first) add(d, 'metadata.name', `${d.kind} ${d.name} is also defined in ${first.ref.source} (document ${first.ref.index + 1})`);
       else seen.set(d.name, d);
@@ -60,37 +71,43 @@ function checkDuplicates(desired: Desired, add: Add): void {
   }
 }
 
-function checkUpstreams(s: Service, services: Map<string, Service>, add: Add): void {
+function checkUpstreams(s: Service, view: MeshView, add: Add): void {
   s.upstreams.forEach((u, i) => {
+    if (u.service === UNREAD) return;
     const path = at('spec.upstreams', i);
-    const target = services.get(u.service);
+    const target = view.service(u.service);
     if (!target) {
-      add(s, at(path, 'service'), `no Service named ${u.service}${suggestion(u.service, services.keys())}`);
+      add(s, at(path, 'service'), `no Service named ${u.service}${suggestion(u.service, view.serviceNames())}`);
       return;
     }
-    if (u.mode === 'xds' && target.protocol !== 'grpc') {
+    view.mentions(s, at(path, 'service'), target);
+    if (u.mode === 'xds' && !view.lacks(target, 'protocol') && target.protocol !== 'grpc') {
       add(s, at(path, 'mode'), `xds (proxyless gRPC) needs an upstream with protocol grpc; ${u.service} is ${target.protocol}`);
     }
   });
 }
 
-function checkRoute(vs: VirtualService, services: Map<string, Service>, desired: Desired, add: Add): void {
+function checkRoute(vs: VirtualService, view: MeshView, add: Add): void {
   const checkDest = (host: string, subset: string | undefined, port: number | undefined, path: string) => {
-    const svc = services.get(host);
+    if (host === UNREAD) return;
+    const svc = view.service(host);
     if (!svc) {
-      add(vs, at(path, 'host'), `no Service named ${host}${suggestion(host, services.keys())}`);
+      add(vs, at(path, 'host'), `no Service named ${host}${suggestion(host, view.serviceNames())}`);
       return;
     }
-    if (port !== undefined && port !== svc.port) add(vs, `${at(path, 'port')}.number`, `expected ${svc.port}, the port of Service ${host}, got ${port}`);
+    view.mentions(vs, at(path, 'host'), svc);
+    if (port !== undefined && !view.lacks(svc, 'port') && port !== svc.port) add(vs, `${at(path, 'port')}.number`, `expected ${svc.port}, the port of Service ${host}, got ${port}`);
     if (subset === undefined) return;
-    const known = subsetsOf(svc, desired).map((x) => x.name);
-    if (!known.includes(subset)) {
+    const known = view.subsetNames(vs, at(path, 'subset'), svc);
+    if (known && !known.includes(subset)) {
       add(vs, at(path, 'subset'), `Service ${host} has no subset ${subset}${suggestion(subset, known)}; known subsets: ${known.join(', ') || 'none'}`);
     }
   };
   vs.hosts.forEach((host, i) => {
-    const svc = services.get(host);
-    if (!svc) return add(vs, at('spec.hosts', i), `no Service named ${host}${suggestion(host, services.keys())}`);
+    const svc = view.service(host);
+    if (!svc) return add(vs, at('spec.hosts', i), `no Service named ${host}${suggestion(host, view.serviceNames())}`);
+    view.mentions(vs, at('spec.hosts', i), svc);
+    if (view.lacks(svc, 'protocol')) return;
     if (svc.protocol === 'tcp' && vs.http.length > 0) add(vs, 'spec.http', `Service ${host} has protocol tcp; use tcp routes`);
     if (svc.protocol !== 'tcp' && vs.tcp.length > 0) add(vs, 'spec.tcp', `Service ${host} has protocol ${svc.protocol}; use http routes`);
   });
@@ -98,7 +115,8 @@ function checkRoute(vs: VirtualService, services: Map<string, Service>, desired:
     const path = at('spec.http', i);
     r.route.forEach((d, j) => checkDest(d.host, d.subset, d.port, at(at(at(path, 'route'), j), 'destination')));
     r.mirrors.forEach((m) => checkDest(m.host, m.subset, undefined, at(path, 'mirror')));
-    if (r.route.length > 0 && r.route.every((d) => d.weight === 0)) add(vs, at(path, 'route'), 'expected at least one destination with a weight above 0');
+    // Weights of a valid document add up to 100; a refused one already says what is wrong with them.
+    if (!view.isRefused(vs) && r.route.length > 0 && r.route.every((d) => d.weight === 0)) add(vs, at(path, 'route'), 'expected at least one destination with a weight above 0');
   });
   vs.tcp.forEach((r, i) => r.route.forEach((d, j) => checkDest(d.host, d.subset, d.port, at(at(at(at('spec.tcp', i), 'route'), j), 'destination'))));
 }
@@ -113,11 +131,13 @@ interface Claim {
   from?: string;
 }
 
-function checkPorts(desired: Desired, opts: MeshOptions, add: Add): void {
+function checkPorts(view: MeshView, opts: MeshOptions, add: Add): void {
   const named = new Set(opts.nodes ?? []);
-  for (const s of desired.services) for (const v of s.versions) for (const n of v.nodes) if (n !== '*') named.add(n);
+  for (const s of view.services) for (const v of s.versions) for (const n of v.nodes) if (n !== '*') named.add(n);
   const nodes = [...named].sort();
-  const byClaim = [...desired.services].sort((a, b) => claimOrder(a.ref, b.ref));
+  // Valid documents claim first, app ports then proxies: a refused one never takes a port from one that is applied.
+  const byClaim = (refused: boolean) => view.services.filter((s) => view.isRefused(s) === refused && !view.lacks(s, 'name')).sort((a, b) => claimOrder(a.ref, b.ref));
+  const groups = [byClaim(false), byClaim(true)];
   nodes.push('(any other node)');
   const reported = new Set<string>();
   for (const node of nodes) {
@@ -133,20 +153,22 @@ function checkPorts(desired: Desired, opts: MeshOptions, add: Add): void {
       }
     };
     claim(opts.xdsPort, { owner: `the agent's xDS server (--xds-port)`, share: 'xds', path: '' });
-    for (const s of byClaim) {
-      for (const v of s.versions) {
-        if (!placedOn(v, node)) continue;
-        const vpath = at('spec.versions', v.name);
-        // A version without its own port uses spec.port: say so, the path alone would not show it.
-        claim(v.port, { owner: `Service ${s.name} version ${v.name} (app port)`, share: `app:${s.name}:${v.name}`, doc: s, path: at(vpath, 'port'), ...(v.port === s.port ? { from: 'spec.port' } : {}) });
+    for (const group of groups) {
+      for (const s of group) {
+        for (const v of s.versions) {
+          if (!placedOn(v, node)) continue;
+          const vpath = at('spec.versions', v.name);
+          // A version without its own port uses spec.port: say so, the path alone would not show it.
+          claim(v.port, { owner: `Service ${s.name} version ${v.name} (app port)`, share: `app:${s.name}:${v.name}`, doc: s, path: at(vpath, 'port'), ...(v.port === s.port ? { from: 'spec.port' } : {}) });
+        }
       }
-    }
-    for (const s of byClaim) {
-      if (!s.versions.some((v) => placedOn(v, node))) continue;
-      s.upstreams.forEach((u, i) => {
-        if (u.mode !== 'proxy' || u.localPort === undefined) return;
-        claim(u.localPort, { owner: `the sidecar proxy for ${u.service} (localPort of Service ${s.name})`, share: `proxy:${u.service}`, doc: s, path: at(at('spec.upstreams', i), 'localPort') });
-      });
+      for (const s of group) {
+        if (!s.versions.some((v) => placedOn(v, node))) continue;
+        s.upstreams.forEach((u, i) => {
+          if (u.mode !== 'proxy' || u.localPort === undefined) return;
+          claim(u.localPort, { owner: `the sidecar proxy for ${u.service} (localPort of Service ${s.name})`, share: `proxy:${u.service}`, doc: s, path: at(at('spec.upstreams', i), 'localPort') });
+        });
+      }
     }
   }
 }

@@ -5,6 +5,8 @@ import { SERVICE_NAME, SUBSET_NAME } from '../model/model.js';
 import type { Obj } from './reader.js';
 import { at, describe, readDuration, readInt, readList, readMapping, readNumber, readObject, readString, readStringList } from './reader.js';
 import { re2SyntaxError } from './re2-syntax.js';
+import type { Draft } from './draft.js';
+import { UNREAD } from './draft.js';
 
 const NOT_SUPPORTED = (what: string, why = '') => `${what} is not supported${why ? ` (${why})` : ''}`;
 const HOST = { pattern: SERVICE_NAME, expected: 'the name of a meshlet Service (a DNS label)' };
@@ -22,7 +24,8 @@ function readHeaderValue(sink: IssueSink, value: unknown, path: string): string 
   return undefined;
 }
 
-export function validateVirtualService(sink: IssueSink, body: Obj, name: string | undefined): VirtualService | undefined {
+/** The VirtualService as far as it could be read; the caller accepts it only if no issue was added. */
+export function validateVirtualService(sink: IssueSink, body: Obj, name: string | undefined): Draft<VirtualService> | undefined {
   const before = sink.out.length;
   const spec = readObject(sink, body.spec, 'spec', ['hosts', 'http', 'tcp', 'gateways', 'exportTo'], {
     tls: NOT_SUPPORTED('tls routing', 'meshlet sidecars route plain HTTP and TCP'),
@@ -37,8 +40,16 @@ export function validateVirtualService(sink: IssueSink, body: Obj, name: string 
   const http = spec.http === undefined ? [] : (readList(sink, spec.http, 'spec.http') ?? []).map((r, i) => readHttpRoute(sink, r, at('spec.http', i)));
   const tcp = spec.tcp === undefined ? [] : (readList(sink, spec.tcp, 'spec.tcp') ?? []).map((r, i) => readTcpRoute(sink, r, at('spec.tcp', i)));
   if (http.length === 0 && tcp.length === 0 && sink.out.length === before) sink.add('spec', 'expected http or tcp routes');
-  if (sink.out.length !== before || !hosts || name === undefined) return undefined;
-  return { kind: 'VirtualService', name, hosts: [...hosts].sort(), http: http as HttpRoute[], tcp: tcp as TcpRoute[], ref: sink.doc };
+  // Hosts stay in the order written (set-level messages name their index); a refused document keeps the good ones.
+  const readable = hosts ?? (Array.isArray(spec.hosts) ? spec.hosts.filter((h): h is string => typeof h === 'string' && HOST.pattern.test(h)) : []);
+  // A route that cannot be read keeps its place with no destination, so that later indexes stay right.
+  return {
+    doc: {
+      kind: 'VirtualService', name: name ?? UNREAD, hosts: readable,
+      http: http.map((r) => r ?? { match: [], route: [], mirrors: [] }), tcp: tcp.map((r) => r ?? { route: [] }), ref: sink.doc,
+    },
+    gaps: new Set(name === undefined ? ['name'] : []),
+  };
 }
 
 export function readExportTo(sink: IssueSink, value: unknown, path: string): void {
@@ -141,20 +152,25 @@ function readStringMatch(sink: IssueSink, value: unknown, path: string, uri = fa
   return { [kind]: text };
 }
 
+/**
+ * Every destination keeps its place: one whose host cannot be read is UNREAD, one whose weight cannot be
+ * read has weight 0, so that a refused document's destinations are still checked against the set.
+ */
 function readDestinations(sink: IssueSink, value: unknown, path: string): Destination[] {
   const list = readList(sink, value, path, 1);
   if (!list) return [];
-  const out = list.map((item, i) => {
+  let complete = true;
+  const dests = list.map((item, i): Destination => {
     const p = at(path, i);
     const d = readObject(sink, item, p, ['destination', 'weight'], { headers: NOT_SUPPORTED('per-destination headers', 'use the route\'s headers') });
-    if (!d) return undefined;
+    if (!d) { complete = false; return { host: UNREAD, weight: 0 }; }
     const dest = readDestination(sink, d.destination, at(p, 'destination'));
     const weight = d.weight === undefined ? (list.length === 1 ? 100 : undefined) : readInt(sink, d.weight, at(p, 'weight'), 0, 100, 'a weight');
     if (d.weight === undefined && list.length > 1) sink.add(at(p, 'weight'), 'expected a weight: a route with several destinations needs one on each');
-    return dest && weight !== undefined ? { ...dest, weight } : undefined;
+    if (!dest || weight === undefined) complete = false;
+    return { ...(dest ?? { host: UNREAD }), weight: weight ?? 0 };
   });
-  if (out.some((d) => !d)) return [];
-  const dests = out as Destination[];
+  if (!complete) return dests;
   const sum = dests.reduce((s, d) => s + d.weight, 0);
   if (sum !== 100) sink.add(path, `expected weights adding up to 100, got ${dests.map((d) => d.weight).join(' + ')} = ${sum}`);
   return dests;

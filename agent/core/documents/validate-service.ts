@@ -4,6 +4,8 @@ import type { HealthCheck, HealthTiming, Service, Upstream, Version, Protocol, U
 import { ENV_NAME, PROTOCOLS, SERVICE_NAME, UPSTREAM_MODES, VERSION_NAME } from '../model/model.js';
 import type { Obj } from './reader.js';
 import { at, describe, readDuration, readMapping, readInt, readNumber, readObject, readString, readStringList, readList } from './reader.js';
+import type { Draft } from './draft.js';
+import { UNREAD } from './draft.js';
 
 const DNS_LABEL = { pattern: SERVICE_NAME, expected: 'a DNS label (lower-case letters, digits and "-", starting with a letter, at most 63 characters)', maxLength: 63 };
 const VERSION_KEY = { pattern: VERSION_NAME, expected: 'a version key (lower-case letters, digits, "." and "-", at most 32 characters)' };
@@ -22,45 +24,56 @@ export function defaultUpstreamEnv(service: string): string {
   return `${service.toUpperCase().replace(/-/g, '_')}_ADDR`;
 }
 
-export function validateService(sink: IssueSink, body: Obj, name: string | undefined): Service | undefined {
+/** The Service as far as it could be read; the caller accepts it only if no issue was added. */
+export function validateService(sink: IssueSink, body: Obj, name: string | undefined): Draft<Service> | undefined {
   const spec = readObject(sink, body.spec, 'spec', ['protocol', 'port', 'versions', 'upstreams', 'sidecar']);
   if (!spec) return undefined;
   const protocol = (spec.protocol === undefined ? 'http' : readString(sink, spec.protocol, 'spec.protocol', { oneOf: PROTOCOLS })) as Protocol | undefined;
   const port = readInt(sink, spec.port, 'spec.port', 1, 65535, 'a port (an integer)');
   const versions = readVersions(sink, spec.versions, port);
-  const upstreams = spec.upstreams === undefined ? [] : readUpstreams(sink, spec.upstreams);
+  const upstreams = spec.upstreams === undefined ? { list: [], ok: true } : readUpstreams(sink, spec.upstreams);
   let sidecar: Service['sidecar'] = {};
   if (spec.sidecar !== undefined) {
     const s = readObject(sink, spec.sidecar, 'spec.sidecar', ['image']);
     const image = s?.image === undefined ? undefined : readString(sink, s.image, 'spec.sidecar.image', IMAGE);
     sidecar = image ? { image } : {};
   }
-  if (versions && upstreams) checkEnvCollisions(sink, versions, upstreams);
-  if (!protocol || port === undefined || !versions || !upstreams || name === undefined) return undefined;
-  return { kind: 'Service', name, protocol, port, versions, upstreams, sidecar, ref: sink.doc };
+  if (versions.ok && upstreams.ok) checkEnvCollisions(sink, versions.list, upstreams.list);
+  const gaps: Draft['gaps'] = new Set();
+  if (name === undefined) gaps.add('name');
+  if (!protocol) gaps.add('protocol');
+  if (port === undefined) gaps.add('port');
+  if (!versions.named) gaps.add('versions');
+  return {
+    doc: { kind: 'Service', name: name ?? UNREAD, protocol: protocol ?? 'http', port: port ?? 0, versions: versions.list, upstreams: upstreams.list, sidecar, ref: sink.doc },
+    gaps,
+  };
 }
 
-function readVersions(sink: IssueSink, value: unknown, servicePort: number | undefined): Version[] | undefined {
+/** `ok`: every version read without a problem; `named`: every version's name is known (a refused one may still lack parts). */
+function readVersions(sink: IssueSink, value: unknown, servicePort: number | undefined): { list: Version[]; ok: boolean; named: boolean } {
   if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).length === 0) {
     sink.add('spec.versions', `expected a mapping of one or more versions (e.g. v1: {image: …}), got ${describe(value)}`);
-    return undefined;
+    return { list: [], ok: false, named: false };
   }
-  const out: Version[] = [];
+  const list: Version[] = [];
   let ok = true;
+  let named = true;
   for (const key of Object.keys(value).sort()) {
     const path = at('spec.versions', key);
-    if (readString(sink, key, path, VERSION_KEY) === undefined) { ok = false; continue; }
+    if (readString(sink, key, path, VERSION_KEY) === undefined) { ok = named = false; continue; }
     const v = readVersion(sink, (value as Obj)[key], path, key, servicePort);
-    if (v) out.push(v);
-    else ok = false;
+    list.push(v.version);
+    ok &&= v.ok;
   }
-  return ok ? out : undefined;
+  return { list, ok, named };
 }
 
-function readVersion(sink: IssueSink, value: unknown, path: string, name: string, servicePort: number | undefined): Version | undefined {
+/** A version with a problem keeps its name, and its port and nodes when both were read: what the set checks use. */
+function readVersion(sink: IssueSink, value: unknown, path: string, name: string, servicePort: number | undefined): { version: Version; ok: boolean } {
   const before = sink.out.length;
   const v = readObject(sink, value, path, ['image', 'command', 'env', 'port', 'nodes', 'health', 'resources', 'volumes']);
-  if (!v) return undefined;
+  if (!v) return { version: { name, image: UNREAD, env: {}, port: 0, nodes: [], volumes: [] }, ok: false };
   const image = readString(sink, v.image, at(path, 'image'), IMAGE);
   const command = v.command === undefined ? undefined : readStringList(sink, v.command, at(path, 'command'), {}, 1);
   const env = v.env === undefined ? {} : readEnv(sink, v.env, at(path, 'env'));
@@ -70,18 +83,20 @@ function readVersion(sink: IssueSink, value: unknown, path: string, name: string
   const health = v.health === undefined ? undefined : readHealth(sink, v.health, at(path, 'health'));
   const resources = v.resources === undefined ? undefined : readResources(sink, v.resources, at(path, 'resources'));
   const volumes = v.volumes === undefined ? [] : readVolumes(sink, v.volumes, at(path, 'volumes'));
-  if (sink.out.length !== before || image === undefined || port === undefined || !nodes || !env || !volumes) return undefined;
-  return {
+  const ok = sink.out.length === before && image !== undefined && port !== undefined && !!nodes && !!env && !!volumes;
+  const version: Version = {
     name,
-    image,
+    image: image ?? UNREAD,
     ...(command ? { command } : {}),
-    env,
-    port,
-    nodes: [...nodes].sort(),
+    env: env ?? {},
+    port: port ?? 0,
+    // Without both its port and its nodes a version claims no port anywhere: a clash is never guessed.
+    nodes: port !== undefined && nodes ? [...nodes].sort() : [],
     ...(health ? { health } : {}),
     ...(resources ? { resources } : {}),
-    volumes,
+    volumes: volumes ?? [],
   };
+  return { version, ok };
 }
 
 function readEnv(sink: IssueSink, value: unknown, path: string): Record<string, string> | undefined {
@@ -159,15 +174,22 @@ function readVolumes(sink: IssueSink, value: unknown, path: string): string[] | 
   return list;
 }
 
-function readUpstreams(sink: IssueSink, value: unknown): Upstream[] | undefined {
+/**
+ * In the order written, so that set-level messages name the right index (the sidecar sorts its listeners).
+ * An upstream with a problem is kept when its service and mode were read: its target is still checked.
+ */
+function readUpstreams(sink: IssueSink, value: unknown): { list: Upstream[]; ok: boolean } {
   const list = readList(sink, value, 'spec.upstreams');
-  if (!list) return undefined;
+  if (!list) return { list: [], ok: false };
   const out: Upstream[] = [];
+  let complete = 0;
   const seen = new Set<string>();
   list.forEach((item, i) => {
     const path = at('spec.upstreams', i);
+    // An upstream that cannot be read keeps its place (UNREAD, claiming no port), so that later indexes stay right.
+    const unread: Upstream = { service: UNREAD, mode: 'proxy', env: UNREAD };
     const u = readObject(sink, item, path, ['service', 'mode', 'localPort', 'address', 'env']);
-    if (!u) return;
+    if (!u) return void out.push(unread);
     const service = readString(sink, u.service, at(path, 'service'), DNS_LABEL);
     const mode = (u.mode === undefined ? 'proxy' : readString(sink, u.mode, at(path, 'mode'), { oneOf: UPSTREAM_MODES })) as UpstreamMode | undefined;
     const env = u.env === undefined ? (service ? defaultUpstreamEnv(service) : undefined) : readString(sink, u.env, at(path, 'env'), { pattern: ENV_NAME, expected: 'a variable name (letters, digits and "_")' });
@@ -184,10 +206,11 @@ function readUpstreams(sink: IssueSink, value: unknown): Upstream[] | undefined 
     if (env !== undefined && (RESERVED_ENV.includes(env) || env.startsWith('MESHLET_'))) sink.add(at(path, 'env'), `${env} is set by the agent; choose another name`);
     if (service && seen.has(service)) sink.add(at(path, 'service'), `${service} is listed twice`);
     if (service) seen.add(service);
-    if (!service || !mode || !env || (mode === 'proxy' && localPort === undefined) || (mode === 'direct' && !address)) return;
-    out.push({ service, mode, env, ...(localPort !== undefined ? { localPort } : {}), ...(address ? { address } : {}) });
+    if (!service || !mode) return void out.push(unread);
+    if (env && (mode !== 'proxy' || localPort !== undefined) && (mode !== 'direct' || address)) complete++;
+    out.push({ service, mode, env: env ?? UNREAD, ...(localPort !== undefined ? { localPort } : {}), ...(address ? { address } : {}) });
   });
-  return out.length === list.length ? out.sort((a, b) => a.service.localeCompare(b.service)) : undefined;
+  return { list: out, ok: complete === list.length };
 }
 
 function checkEnvCollisions(sink: IssueSink, versions: Version[], upstreams: Upstream[]): void {

@@ -22,6 +22,8 @@ export interface Issue {
   /** Field path inside the document, e.g. `spec.versions.v1.port`; '' for the whole document. */
   path: string;
   message: string;
+  /** The issue only follows from the problems of this other document (it refers to a refused one). */
+  follows?: DocRef;
 }
 
 export function describeDoc(doc: DocRef): string {
@@ -33,11 +35,35 @@ export function describeDoc(doc: DocRef): string {
 }
 
 function quoted(text: string): string {
-  return JSON.stringify(text.length > 63 ? `${text.slice(0, 60)}...` : text);
+  return quote(text.length > 63 ? `${text.slice(0, 60)}...` : text);
+}
+
+/** Operator text in double quotes, escaped so that it stays on one line (JSON leaves U+2028 and U+2029 as they are). */
+export function quote(text: string): string {
+  return JSON.stringify(text).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
 }
 
 export function formatIssue(issue: Issue): string {
   return `${describeDoc(issue.doc)}: ${issue.path ? `${issue.path}: ` : ''}${issue.message}`;
+}
+
+/**
+ * One list for the operator: each document's problems together, documents in the order of `sources` (the
+ * files as given; other sources after them, by name), then by place in their file; the same line once.
+ * The order within a document is kept: its own problems first, then those found against the set.
+ */
+export function sortIssues(issues: Issue[], sources: readonly string[] = []): Issue[] {
+  const rank = (source: string) => {
+    const i = sources.indexOf(source);
+    return i === -1 ? sources.length : i;
+  };
+  const seen = new Set<string>();
+  const unique = issues.filter((i) => {
+    const line = formatIssue(i);
+    return !seen.has(line) && !!seen.add(line);
+  });
+  // Array.prototype.sort is stable, so equal keys keep the order the checks found them in.
+  return unique.sort((a, b) => rank(a.doc.source) - rank(b.doc.source) || (a.doc.source < b.doc.source ? -1 : a.doc.source > b.doc.source ? 1 : 0) || a.doc.index - b.doc.index);
 }
 
 export function formatIssues(issues: Issue[]): string {

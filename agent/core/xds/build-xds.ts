@@ -29,7 +29,9 @@ export function buildSidecarResources(w: Workload, desired: Desired, instances: 
   const listeners: Json[] = [];
   const routes: Json[] = [];
   const clusterNames = new Set<string>();
-  for (const u of w.service.upstreams) {
+  // Listeners in service order, whatever order the document lists its upstreams in.
+  const upstreams = [...w.service.upstreams].sort((a, b) => a.service.localeCompare(b.service));
+  for (const u of upstreams) {
     if (u.mode !== 'proxy') continue;
     const target = desired.services.find((s) => s.name === u.service);
     if (!target) continue;
