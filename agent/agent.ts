@@ -109,7 +109,7 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     shutdown.push('inputs', watchInputs(loop, {
       etcd: inputs, docker: host.docker, project, onDockerEvent: (e) => health.registration.onEvent(e),
       folders: { templates: templatesDir, compose: join(stateDir, 'compose') }, onTemplatesChanged: templates.invalidate,
-      resyncInterval: opts.resyncInterval, onDriftCheck: () => void health.registry.repair('drift check'), log,
+      resyncInterval: opts.resyncInterval, onDriftCheck: () => void health.registry.repair('drift check'), clock, log,
     }));
     const stop = async () => {
       // No lease is granted once stop was asked, however long the other steps take (a frozen etcd can make
