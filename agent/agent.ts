@@ -1,6 +1,5 @@
 // The agent daemon: a short list of start steps, each returning what it started and its own stop, then
 // one shutdown that runs those stops in reverse order (nomad's alloc runner hooks).
-import { chmod, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from './core/clock.js';
@@ -24,6 +23,7 @@ import { Shutdown, reportShutdown } from './start/shutdown.js';
 import { StartAborted } from './start/until-reachable.js';
 import { joinCluster } from './start/join-cluster.js';
 import { holdClaim } from './start/hold-claim.js';
+import { makeStateDir } from './start/state-dir.js';
 import { startXds } from './start/start-xds.js';
 import { connectDocker, realDocker, type DockerAccess } from './start/connect-docker.js';
 import { startRegistration } from './start/start-registration.js';
@@ -86,6 +86,7 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     shutdown.add('etcd client', () => etcd.close());
     const on = { etcd, keys: k, node: opts.node, clock, log };
     const cluster = shutdown.push('lease and node claim', await joinCluster({ ...on, leaseTtl: opts.leaseTtl, savedLease: saved.leaseId, stateDir, endpoints: opts.etcd.endpoints.join(','), signal }));
+    shutdown.push('state dir', await makeStateDir(stateDir));
     log.info('agent started', { node: opts.node, lease: cluster.id, leaseAdopted: cluster.adopted, project, stateDir });
     checkpoint('xDS');
     const xds = shutdown.push('xDS server', await startXds(opts.xdsPort, clock, log));
@@ -116,7 +117,7 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     shutdown.push('inputs', watchInputs(loop, {
       etcd: inputs, docker: host.docker, project, onDockerEvent: (e) => health.registration.onEvent(e),
       folders: { templates: templatesDir, compose: join(stateDir, 'compose') }, onTemplatesChanged: templates.invalidate,
-      resyncInterval: opts.resyncInterval, onDriftCheck: () => void health.registry.repair('drift check'), log,
+      resyncInterval: opts.resyncInterval, onDriftCheck: () => void health.registry.repair('drift check'), clock, log,
     }));
     const stop = async () => {
       // No lease is granted once stop was asked, however long the other steps take (a frozen etcd can make
@@ -133,11 +134,9 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
   }
 }
 
+/** Reads what the last run left (nothing yet is created: see makeStateDir). */
 async function openStateDir(opts: AgentOptions, clock: Clock, log: Logger): Promise<{ stateDir: string; store: StateStore; saved: Awaited<ReturnType<StateStore['load']>>; templatesDir: string }> {
   const stateDir = resolve(opts.stateDir);
-  await mkdir(join(stateDir, 'compose'), { recursive: true });
-  // 0700: only the agent (root) reads state.json; dockerd, also root, bind-mounts the bootstraps from here.
-  await chmod(stateDir, 0o700);
   const store = new StateStore(stateDir, { log, now: () => clock.now() });
   return { stateDir, store, saved: await store.load(opts.node), templatesDir: opts.templatesDir ?? DEFAULT_TEMPLATES_DIR };
 }

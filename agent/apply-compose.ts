@@ -58,9 +58,8 @@ export class ComposeApply {
       try {
         await run();
       } catch (err) {
-        const message = (err as Error).message;
-        this.deps.log.error('apply failed; running containers are left as they are', { action, error: message, reason: plan.composeReason });
-        return { ...result, failed: { action, message } };
+        // Logged by the loop, once per reason while it keeps failing.
+        return { ...result, failed: { action, message: (err as Error).message } };
       }
     }
     return result;

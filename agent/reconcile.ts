@@ -5,11 +5,11 @@ import { sortIssues } from './core/model/issues.js';
 import type { Document, Instance } from './core/model/model.js';
 import type { Clock } from './core/clock.js';
 import type { Logger } from './core/logger.js';
-import { backoffMs } from './core/clock.js';
+import { backoffMs, jittered } from './core/clock.js';
 import type { Templates } from './core/render/render-node.js';
 import type { DesiredView, PassPlan, PassRender } from './core/render/plan.js';
 import { planPass, renderPass } from './core/render/plan.js';
-import { nextLastApply, nextState, type ApplyOutcome, type LastApply } from './core/render/next-state.js';
+import { nextLastApply, nextState, type LastApply } from './core/render/next-state.js';
 import { acceptValid } from './core/documents/desired.js';
 import { checkEtcdEntry } from './core/documents/etcd-docs.js';
 import type { Checked, Refused } from './core/documents/draft.js';
@@ -20,6 +20,7 @@ import type { ContainerInfo, DockerObserver } from './adapters/docker/docker-obs
 import type { AgentState, StateStore } from './adapters/files/state-store.js';
 import { ComposeApply } from './apply-compose.js';
 import { Triggers } from './triggers.js';
+import { FailureStreak } from './failure-streak.js';
 
 export { COMPOSE_PATH, LAST_GOOD_PATH } from './apply-compose.js';
 
@@ -48,6 +49,25 @@ export interface ReconcilerDeps {
   report: (r: PassReport) => Promise<void>;
   clock: Clock;
   log: Logger;
+  /** For the backoff's jitter (tests pass a fixed one). */
+  random?: () => number;
+  /** A failure that goes on is summarised in the log this often (default 5 minutes). */
+  failureSummaryMs?: number;
+}
+
+/** Backoff after the n-th failed pass in a row: 0.5 s, 1 s, 2 s … up to 30 s, each ±20 %. */
+export const RETRY_FIRST_MS = 500;
+export const RETRY_MAX_MS = 30_000;
+/** A reason that may remove the cause ends a backoff, but no sooner than this after the failure. */
+export const RETRY_FLOOR_MS = 1_000;
+
+/**
+ * Reasons that may remove the cause of a failure: a desired change (the operator fixed it), Docker's event feed
+ * reconnecting (the daemon answers again), a template edit. Docker events, registry changes and timers do not:
+ * they came in storms while Docker was away and made a failing pass every few ms.
+ */
+export function mayFixFailure(reason: string): boolean {
+  return reason === 'etcd' || reason === 'docker resync' || reason.startsWith('template ');
 }
 
 export interface PassReport {
@@ -71,19 +91,24 @@ interface CachedDoc {
 
 export class Reconciler {
   readonly triggers = new Triggers();
-  readonly stats = { passes: 0, composeRuns: 0, handEditsOverwritten: 0, lastComposeMs: 0 };
+  readonly stats = { passes: 0, failedPasses: 0, composeRuns: 0, handEditsOverwritten: 0, lastComposeMs: 0 };
   #state!: AgentState;
   #docs = new Map<string, CachedDoc>();
-  #failures = 0;
   #lastApply: LastApply | undefined;
   #apply: ComposeApply;
+  #failures: FailureStreak;
+  /** The action that failed in the last pass's apply (the pass itself went through). */
+  #applyFailed: { action: string; message: string; reason?: string } | undefined;
   /** A pass has published and not ended yet (compose may still run). */
   #passing = false;
   /** Why passes apply nothing (another agent holds the node), once told so. */
   #standingDown: string | undefined;
+  /** The loop waits out a backoff: the next pass is held back, so publishNow() publishes meanwhile. */
+  #holding = false;
 
   constructor(private readonly opts: ReconcilerOptions, private readonly deps: ReconcilerDeps) {
     this.#apply = new ComposeApply(opts, deps, this.stats);
+    this.#failures = new FailureStreak(deps.clock, deps.log, { level: 'error', ...(deps.failureSummaryMs !== undefined ? { summaryEveryMs: deps.failureSummaryMs } : {}) });
   }
 
   get state(): AgentState {
@@ -107,33 +132,67 @@ export class Reconciler {
     this.#state = await this.deps.state.load(this.opts.node);
   }
 
-  /** Runs passes until the triggers are closed. A pass that throws is logged and retried with backoff. */
+  /**
+   * Runs passes until the triggers are closed. A pass that fails (it throws, or an apply action fails) is logged
+   * once per reason and retried after a backoff that the triggers arriving meanwhile do not cut short.
+   */
   async run(): Promise<void> {
     for await (const reasons of this.triggers) {
-      try {
-        await this.pass(reasons);
-      } catch (err) {
-        this.deps.log.error('pass failed', { error: (err as Error).message, reasons });
-        this.#retryLater();
-      }
+      if (await this.#attempt(reasons)) continue;
+      await this.#backOff();
     }
+  }
+
+  /** One pass; true if it went through. */
+  async #attempt(reasons: string[]): Promise<boolean> {
+    try {
+      await this.pass(reasons);
+    } catch (err) {
+      this.#failed((err as Error).message, 'pass failed', { error: (err as Error).message, reasons });
+      return false;
+    }
+    const f = this.#applyFailed;
+    if (!f) {
+      this.#failures.recovered('pass recovered', { reasons });
+      return true;
+    }
+    this.#failed(`${f.action}: ${f.message}`, 'apply failed; running containers are left as they are', { action: f.action, error: f.message, reason: f.reason, reasons });
+    return false;
+  }
+
+  #failed(key: string, line: string, fields: Record<string, unknown>): void {
+    this.stats.failedPasses++;
+    this.#failures.failed(key, line, fields);
+  }
+
+  /** Waits before the next pass; what is notified meanwhile goes with it, a reason that may fix the failure ends the wait. */
+  async #backOff(): Promise<void> {
+    const wait = jittered(backoffMs(this.#failures.failures - 1, RETRY_MAX_MS, RETRY_FIRST_MS), RETRY_MAX_MS, this.deps.random);
+    this.#holding = true;
+    try {
+      await this.triggers.hold(this.deps.clock, wait, RETRY_FLOOR_MS, mayFixFailure);
+    } finally {
+      this.#holding = false;
+    }
+    this.triggers.notify('retry after failure');
   }
 
   /**
    * While a pass is busy (compose can take seconds), renders and publishes xDS from the latest desired state and
    * registry at once; the pass triggered for the same change follows as usual. Between passes it does nothing:
-   * that pass publishes first thing. Without this a dead instance stayed in every sidecar, and a route change
+   * that pass publishes first thing, unless the loop is backing off after a failure (the pass is held back). Without this a dead instance stayed in every sidecar, and a route change
    * waited, for as long as the compose run that the container's death had started (seen with Envoy 1.40).
    */
   async publishNow(): Promise<void> {
-    if (!this.#passing || !this.deps.publish) return;
+    if (!(this.#passing || this.#holding) || !this.deps.publish) return;
     const templates = await this.deps.templates();
     // From here on synchronous: what goes out is the state at this instant, never older than what went out before.
-    const wanted = this.#passing ? this.#readDesired() : undefined;
+    const wanted = this.#passing || this.#holding ? this.#readDesired() : undefined;
     if (wanted) this.deps.publish(this.#render(wanted, templates), wanted);
   }
 
   async pass(reasons: string[] = ['manual']): Promise<PassReport | undefined> {
+    this.#applyFailed = undefined;
     const wanted = this.#readDesired();
     if (!wanted) return undefined; // no desired state yet: touch nothing
     this.stats.passes++;
@@ -145,7 +204,7 @@ export class Reconciler {
       const plan = planPass(rendered, containers, this.#state);
       if (this.#standingDown) return this.#observed(wanted, plan, containers);
       const outcome = await this.#apply.apply(plan, this.#state, reasons); // stops at the first failed action
-      this.#countFailures(plan, outcome);
+      if (outcome.failed) this.#applyFailed = { ...outcome.failed, ...(plan.composeReason ? { reason: plan.composeReason } : {}) };
       this.#lastApply = nextLastApply(this.#lastApply, plan, outcome);
       this.#state = nextState(this.#state, plan, outcome);
       await this.deps.state.save(this.#state);
@@ -203,12 +262,6 @@ export class Reconciler {
     this.#passing = true; // published: from now until the pass ends, publishNow() may publish newer state
   }
 
-  /** A clean apply, or a failed one the desired state stepped back from, resets the backoff; a failed action retries. */
-  #countFailures(plan: PassPlan, outcome: ApplyOutcome): void {
-    if (outcome.applied || (!plan.composeReason && this.#lastApply && !this.#lastApply.ok)) this.#failures = 0;
-    if (outcome.failed) this.#retryLater();
-  }
-
   async #report(wanted: DesiredView, plan: PassPlan, containers: ContainerInfo[]): Promise<PassReport> {
     const report = this.#observed(wanted, plan, containers);
     await this.deps.report(report);
@@ -226,11 +279,5 @@ export class Reconciler {
       containers,
       wanted,
     };
-  }
-
-  #retryLater(): void {
-    this.#failures++;
-    const wait = backoffMs(this.#failures, 30_000, 500);
-    void this.deps.clock.sleep(wait).then(() => this.triggers.notify('retry after failure'));
   }
 }

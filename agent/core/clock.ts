@@ -24,3 +24,11 @@ export const systemClock: Clock = {
 export function backoffMs(attempt: number, maxMs = 10_000, baseMs = 200): number {
   return Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 20));
 }
+
+/**
+ * `ms` spread by ±`spread` (a share of it) with `random` in [0, 1), never above `capMs`: agents that failed
+ * together (a dockerd restart, an etcd outage) do not retry in step.
+ */
+export function jittered(ms: number, capMs: number, random: () => number = Math.random, spread = 0.2): number {
+  return Math.min(capMs, Math.round(ms * (1 - spread + 2 * spread * random())));
+}

@@ -11,6 +11,7 @@ import type { DockerEvent, DockerObserver } from '../adapters/docker/docker-obse
 import { watchFolders, type FileChange } from '../adapters/files/file-watcher.js';
 import type { LoopHandle } from './loop-handle.js';
 import { runAll } from './shutdown.js';
+import { FailureStreak } from '../failure-streak.js';
 
 export interface EtcdInputs {
   /** The desired state (snapshot + watch). */
@@ -62,6 +63,7 @@ export interface InputOptions {
   resyncInterval: number;
   /** Runs with every drift check (the registry reads its own keys back). */
   onDriftCheck?: () => void;
+  clock: Clock;
   log: Logger;
 }
 
@@ -71,17 +73,24 @@ export interface Inputs {
 }
 
 export function watchInputs(loop: LoopHandle, o: InputOptions): Inputs {
+  // While dockerd is away the feed retries every few seconds: its loss is logged once, its return once.
+  const feedDown = new FailureStreak(o.clock, o.log, { level: 'warn' });
   const watch = o.docker.watch(o.project, {
     event: (e) => {
       o.onDockerEvent(e);
       loop.notify(`docker ${e.action} ${e.composeService ?? e.id.slice(0, 12)}`);
     },
-    resync: () => loop.notify('docker resync'),
-    error: (err) => o.log.warn('docker event feed interrupted; reconnecting', { error: err.message }),
+    resync: () => {
+      feedDown.recovered('docker event feed back');
+      loop.notify('docker resync');
+    },
+    lost: (err) => feedDown.failed('lost', 'docker event feed interrupted; reconnecting', { error: err.message }),
+    error: (err) => o.log.warn('docker event feed: an event could not be handled', { error: err.message }),
   });
   const files = watchFolders(o.folders, (c: FileChange) => {
     if (c.folder === 'templates') o.onTemplatesChanged();
-    loop.notify(`file ${c.event} ${c.path}`);
+    // "template …" may fix a failed apply (it ends a backoff); "file …" is a hand edit of the compose folder.
+    loop.notify(`${c.folder === 'templates' ? 'template' : 'file'} ${c.event} ${c.path}`);
   }, o.log);
   const timer = setInterval(() => {
     o.onDriftCheck?.();

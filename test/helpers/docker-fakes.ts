@@ -39,6 +39,7 @@ export class FakeDockerObserver implements Pick<DockerObserver, 'list' | 'missin
   readonly images = new Set<string>();
   private readonly containers = new Map<string, ContainerInfo[]>();
   private listFailure?: Error;
+  private listsFail?: Error;
   private held?: Promise<void>;
 
   constructor(readonly ops: string[] = []) {}
@@ -58,6 +59,11 @@ export class FakeDockerObserver implements Pick<DockerObserver, 'list' | 'missin
     this.listFailure = error;
   }
 
+  /** Every list() throws `error` until called again without one (a daemon that stays away). */
+  failLists(error?: Error): void {
+    this.listsFail = error;
+  }
+
   /** From now on list() is recorded but does not answer until the returned function is called (a busy daemon). */
   holdLists(): () => void {
     let release!: () => void;
@@ -71,7 +77,7 @@ export class FakeDockerObserver implements Pick<DockerObserver, 'list' | 'missin
   async list(project: string): Promise<ContainerInfo[]> {
     this.ops.push(`list ${project}`);
     await this.held;
-    const failure = this.listFailure;
+    const failure = this.listFailure ?? this.listsFail;
     this.listFailure = undefined;
     if (failure) throw failure;
     return (this.containers.get(project) ?? []).map((c) => ({ ...c }));

@@ -33,12 +33,23 @@ export class TcpProxy {
   #server: Server | undefined;
   #mode: 'open' | SuspendMode | 'stall' | 'closed' = 'open';
 
+  /** Set when the target is a unix socket (toUnixSocket): host and port are then unused. */
+  #targetPath: string | undefined;
+
   private constructor(readonly targetHost: string, readonly targetPort: number, public port: number) {}
 
   /** Listens on 127.0.0.1 (`port` 0: the kernel picks one) in front of `targetHost:targetPort`, which must be loopback too. */
   static async start(targetHost: string, targetPort: number, port = 0): Promise<TcpProxy> {
     if (!LOOPBACK.test(targetHost)) throw new Error(`tcp-proxy only forwards to loopback, not ${targetHost}`);
     const proxy = new TcpProxy(targetHost, targetPort, port);
+    await proxy.#listen();
+    return proxy;
+  }
+
+  /** Listens on 127.0.0.1 in front of a unix socket (e.g. dockerd's): reach it as `tcp://127.0.0.1:<port>`. */
+  static async toUnixSocket(path: string, port = 0): Promise<TcpProxy> {
+    const proxy = new TcpProxy('', 0, port);
+    proxy.#targetPath = path;
     await proxy.#listen();
     return proxy;
   }
@@ -151,7 +162,7 @@ export class TcpProxy {
   }
 
   #forward(client: Socket): void {
-    const upstream = connect({ host: this.targetHost, port: this.targetPort, noDelay: true });
+    const upstream = this.#targetPath !== undefined ? connect({ path: this.#targetPath }) : connect({ host: this.targetHost, port: this.targetPort, noDelay: true });
     const pair: Pair = { client, upstream };
     this.#pairs.add(pair);
     const drop = () => {

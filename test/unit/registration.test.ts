@@ -11,7 +11,7 @@ import { FakeClock, T0, settle } from '../helpers/fake-clock.js';
 
 const noProbes: ProbeRunner = { probe: () => Promise.reject(new Error('no probed checks in these tests')), release: () => {} };
 
-function setup() {
+function setup(probes: ProbeRunner = noProbes) {
   const clock = new FakeClock();
   const ops: string[] = [];
   const registry: RegistryWriter = {
@@ -24,7 +24,7 @@ function setup() {
       return { ok: true, changed: 1 };
     },
   };
-  const tracker = new HealthTracker(noProbes, clock, silentLogger);
+  const tracker = new HealthTracker(probes, clock, silentLogger);
   const registration = new Registration(tracker, registry, '198.18.0.10', silentLogger, () => clock.now());
   return { clock, ops, tracker, registration };
 }
@@ -87,4 +87,58 @@ test('a container the loop sees exited is deregistered even without an event', a
   registration.update([{ service: 'web', version: 'v1', port: 8080 }], [app('c1', 'exited')]);
   await settle();
   assert.deepEqual(ops.slice(1), ['deregister web/v1']);
+});
+
+// One compose recreate (v1): kill, die, stop of the old container; create and start of the new one; then the old
+// one's destroy. The instance is deregistered once when the old one stops and registered once when the new one is
+// healthy: nothing for the old container's later events, nor for the next listing.
+const okProbes: ProbeRunner = { probe: async () => ({ ok: true, detail: 'HTTP 200' }), release: () => {} };
+const httpCheck = { kind: 'http' as const, path: '/health', timing: { intervalMs: 1_000, timeoutMs: 500, retries: 2, startPeriodMs: 0 } };
+
+test('a recreate: one deregister when the old container stops, one register when the new one is healthy; the old one\'s destroy and the next listing change nothing', async () => {
+  const { clock, ops, registration } = setup(okProbes);
+  const apps = [{ service: 'web', version: 'v1', port: 8080, health: httpCheck }];
+  registration.update(apps, [app('old', 'running', { startedAt: new Date(T0).toISOString() })]);
+  await settle();
+  assert.deepEqual(ops, [`register web/v1 198.18.0.10:8080 old ${new Date(T0).toISOString()}`]);
+  ops.length = 0;
+  for (const action of ['kill', 'die', 'stop']) registration.onEvent(event(action, 'old'));
+  await clock.advance(300);
+  registration.onEvent(event('start', 'new'));
+  await settle();
+  registration.onEvent(event('destroy', 'old'));
+  await settle();
+  // The pass after compose lists the new container with Docker's StartedAt (a few ms before its start event).
+  registration.update(apps, [app('new', 'running', { startedAt: new Date(T0 + 298).toISOString() })]);
+  await clock.advance(5_000); // several probe intervals
+  assert.deepEqual(ops, ['deregister web/v1', `register web/v1 198.18.0.10:8080 new ${new Date(T0 + 300).toISOString()}`]);
+});
+
+test('a listing that shows the recreate\'s old container (exited) beside the new one (running) takes the running one, in either order', async () => {
+  for (const order of [['old', 'new'], ['new', 'old']]) {
+    const { ops, registration } = setup();
+    const apps = [{ service: 'web', version: 'v1', port: 8080 }];
+    registration.update(apps, [app('old', 'running', { startedAt: new Date(T0).toISOString() })]);
+    for (const action of ['kill', 'die', 'stop']) registration.onEvent(event(action, 'old'));
+    registration.onEvent(event('start', 'new'));
+    await settle();
+    assert.deepEqual(ops.slice(1).map((o) => o.split(' ').slice(0, 4).join(' ')), ['deregister web/v1', 'register web/v1 198.18.0.10:8080 new'], order.join(', '));
+    const both = { old: app('old', 'exited'), new: app('new', 'running', { startedAt: new Date(T0 + 300).toISOString() }) };
+    registration.update(apps, order.map((id) => both[id as 'old' | 'new']));
+    await settle();
+    registration.update(apps, order.map((id) => both[id as 'old' | 'new']));
+    await settle();
+    assert.equal(ops.length, 3, `${order.join(', ')}: ${JSON.stringify(ops)}`);
+  }
+});
+
+test('deregister is asked once per stop, not again for each state that is not healthy (stopped → starting)', async () => {
+  const { clock, ops, registration } = setup(okProbes);
+  const apps = [{ service: 'web', version: 'v1', port: 8080, health: { ...httpCheck, timing: { ...httpCheck.timing, retries: 1 } } }];
+  registration.update(apps, []);
+  await settle();
+  assert.deepEqual(ops, ['deregister web/v1'], 'nothing known yet: deregistered (an adopted registration goes)');
+  registration.update(apps, [app('c1', 'exited')]);
+  await clock.advance(100);
+  assert.deepEqual(ops, ['deregister web/v1'], 'stopped again: not asked again');
 });

@@ -1,8 +1,9 @@
-// Triggers coalesce: reasons gathered while a pass runs become one next pass; close() ends the loop.
+// Triggers coalesce: reasons gathered while a pass runs become one next pass; hold() is the backoff; close() ends the loop.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Triggers } from '../../agent/triggers.js';
-import { settle } from '../helpers/fake-clock.js';
+import { jittered } from '../../agent/core/clock.js';
+import { FakeClock, settle, T0 } from '../helpers/fake-clock.js';
 
 test('reasons notified while no pass is waiting are delivered together, each once', async () => {
   const t = new Triggers();
@@ -54,4 +55,44 @@ test('close() ends a loop that is waiting for a reason', async () => {
   t.close();
   await loop;
   assert.equal(ended, true);
+});
+
+test('hold(): reasons notified meanwhile wait for it; a waking one ends it, but not before the floor; close() ends it', async () => {
+  const clock = new FakeClock();
+  let t = new Triggers();
+  const wakes = (r: string) => r === 'etcd';
+  let ended = -1;
+  void t.hold(clock, 10_000, 1_000, wakes).then(() => (ended = clock.now() - T0));
+  t.notify('docker die web-v1');
+  t.notify('etcd'); // before the floor
+  await clock.advance(999);
+  assert.equal(ended, -1, 'not before the floor');
+  await clock.advance(1);
+  assert.equal(ended, 1_000, 'a waking reason pending at the floor ends it there');
+
+  ended = -1;
+  t = new Triggers(); // nothing pending
+  void t.hold(clock, 10_000, 1_000, wakes).then(() => (ended = clock.now() - T0));
+  await clock.advance(3_000);
+  t.notify('registry');
+  await clock.advance(1_000);
+  assert.equal(ended, -1, 'other reasons do not end it');
+  t.notify('etcd');
+  await settle();
+  assert.equal(ended, 5_000, 'a waking reason after the floor ends it at once');
+
+  ended = -1;
+  void t.hold(clock, 30_000, 1_000, wakes).then(() => (ended = clock.now() - T0));
+  await clock.advance(100);
+  t.close();
+  await settle();
+  assert.equal(ended, 5_100, 'close() ends it');
+  assert.equal(clock.pending, 0);
+});
+
+test('jittered(): within ±20 % of the value, never above the cap', () => {
+  assert.equal(jittered(1_000, 30_000, () => 0), 800);
+  assert.equal(jittered(1_000, 30_000, () => 0.5), 1_000);
+  assert.equal(jittered(1_000, 30_000, () => 0.999), 1_200);
+  assert.equal(jittered(30_000, 30_000, () => 0.999), 30_000);
 });

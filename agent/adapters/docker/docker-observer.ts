@@ -41,7 +41,9 @@ export interface WatchHandlers {
   event(e: DockerEvent): void;
   /** The feed (re)connected: events may have been missed, list the project again. */
   resync(): void;
-  /** The feed broke (it reconnects by itself), or a handler threw. */
+  /** The feed broke or could not connect; it reconnects by itself after a backoff (resync() says when it did). */
+  lost?(err: Error): void;
+  /** A line could not be read, or a handler threw (also a lost feed, when there is no `lost` handler). */
   error?(err: Error): void;
 }
 
@@ -222,7 +224,9 @@ class EventWatch implements Watch {
     this.failures++;
     this.drop();
     this.state = 'backoff';
-    this.report(dockerError(`follow the events of project ${this.project} (reconnecting in ${delay} ms)`, err));
+    const lostErr = dockerError(`follow the events of project ${this.project} (reconnecting in ${delay} ms)`, err);
+    if (this.handlers.lost) this.call(() => this.handlers.lost!(lostErr));
+    else this.report(lostErr);
     this.timer = setTimeout(() => this.connect(), delay);
   }
 
