@@ -9,6 +9,7 @@ import { backoffMs, jittered } from './core/clock.js';
 import type { Templates } from './core/render/render-node.js';
 import type { DesiredView, PassPlan, PassRender } from './core/render/plan.js';
 import { planPass, renderPass } from './core/render/plan.js';
+import { keepFilesOnDisk } from './core/render/keep-files-on-disk.js';
 import { nextLastApply, nextState, type LastApply } from './core/render/next-state.js';
 import { acceptValid } from './core/documents/desired.js';
 import { checkEtcdEntry } from './core/documents/etcd-docs.js';
@@ -18,6 +19,7 @@ import type { DesiredSource } from './adapters/etcd/etcd-source.js';
 import type { ComposeRunner } from './adapters/docker/compose-runner.js';
 import type { ContainerInfo, DockerObserver } from './adapters/docker/docker-observer.js';
 import type { AgentState, StateStore } from './adapters/files/state-store.js';
+import { readRenderedFiles, sidecarAdminPorts } from './adapters/files/earlier-render.js';
 import { ComposeApply } from './apply-compose.js';
 import { Triggers } from './triggers.js';
 import { FailureStreak } from './failure-streak.js';
@@ -105,6 +107,8 @@ export class Reconciler {
   #standingDown: string | undefined;
   /** The loop waits out a backoff: the next pass is held back, so publishNow() publishes meanwhile. */
   #holding = false;
+  /** The files the last agent rendered into the state dir, until a pass has saved what this one rendered. */
+  #onDisk: ReadonlyMap<string, string> | undefined;
 
   constructor(private readonly opts: ReconcilerOptions, private readonly deps: ReconcilerDeps) {
     this.#apply = new ComposeApply(opts, deps, this.stats);
@@ -128,8 +132,31 @@ export class Reconciler {
     this.#standingDown ??= reason;
   }
 
+  /**
+   * state.json, and what the last agent left: the admin ports its sidecars' bootstraps name win over state.json's
+   * (which lags while compose runs, and is lost with the file or the state dir), so a takeover renders the same
+   * bootstraps and recreates no sidecar; the files on disk keep their header if the first render reproduces them.
+   */
   async init(): Promise<void> {
-    this.#state = await this.deps.state.load(this.opts.node);
+    const saved = await this.deps.state.load(this.opts.node);
+    this.#state = { ...saved, adminPorts: { ...saved.adminPorts, ...(await this.#runningAdminPorts(saved.adminPorts)) } };
+    this.#onDisk = await readRenderedFiles(this.opts.stateDir);
+  }
+
+  async #runningAdminPorts(saved: Readonly<Record<string, number>>): Promise<Record<string, number>> {
+    try {
+      const running = await sidecarAdminPorts(await this.deps.docker.list(this.opts.project));
+      const differ = Object.keys(running).filter((w) => saved[w] !== running[w]);
+      if (differ.length > 0) {
+        this.deps.log.info('admin ports kept from the running sidecars (state.json did not name them so)', {
+          running: Object.fromEntries(differ.map((w) => [w, running[w]])), stateJson: Object.fromEntries(differ.map((w) => [w, saved[w] ?? null])),
+        });
+      }
+      return running;
+    } catch (err) {
+      this.deps.log.warn('cannot list the running sidecars; admin ports as state.json has them', { error: (err as Error).message });
+      return {};
+    }
   }
 
   /**
@@ -208,6 +235,7 @@ export class Reconciler {
       this.#lastApply = nextLastApply(this.#lastApply, plan, outcome);
       this.#state = nextState(this.#state, plan, outcome);
       await this.deps.state.save(this.#state);
+      this.#onDisk = undefined; // state.json names the rendered revision from now on
       return await this.#report(wanted, plan, outcome.containers ?? containers);
     } finally {
       this.#passing = false;
@@ -254,7 +282,8 @@ export class Reconciler {
 
   #render(wanted: DesiredView, templates: Templates): PassRender {
     const paths = { envoyDir: join(this.opts.stateDir, 'envoy'), xdsDir: join(this.opts.stateDir, 'xds') };
-    return renderPass(wanted, templates, this.#state, { ...this.opts, paths });
+    const rendered = renderPass(wanted, templates, this.#state, { ...this.opts, paths });
+    return this.#onDisk ? keepFilesOnDisk(rendered, this.#onDisk, this.opts.node) : rendered;
   }
 
   #publish(rendered: PassRender, wanted: DesiredView): void {

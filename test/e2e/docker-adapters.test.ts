@@ -167,6 +167,9 @@ describe('compose runner and observer on a real project', () => {
     const s = byService(list);
     assert.deepEqual([s['web-a']!.role, s['web-a']!.service, s['web-a']!.version, s['web-a']!.image], ['app', 'web-a', 'v1', BUSYBOX]);
     assert.deepEqual([s['web-a-envoy']!.role, s['web-a-envoy']!.service, s['web-a-envoy']!.image], ['sidecar', 'web-a', SIDECAR]);
+    // The bootstrap's host path, as a new agent reads it back for the admin port (compose made the relative path absolute).
+    assert.deepEqual(s['web-a-envoy']!.binds, { '/etc/envoy/envoy.yaml': join(dir, 'envoy.yaml') });
+    assert.equal(s['web-a']!.binds, undefined, 'no bind mount, no binds');
     // Really serving on the host network.
     for (const p of [ports.a, ports.b]) assert.equal((await (await fetch(`http://127.0.0.1:${p}/`)).text()).trim(), 'meshlet-test busybox');
   });

@@ -79,13 +79,15 @@ export interface AgentSetup {
   base: number;
   /** The agent's --templates folder (default: the repo's templates/). */
   templatesDir?: string;
+  /** --lease-ttl in seconds (default 10). */
+  leaseTtl?: number;
 }
 
 /** The agent in this process, with the real Envoy image as sidecar and admin ports base+10…base+19. */
 export function startLocalAgent(s: AgentSetup): Promise<RunningAgent> {
   return startAgent({
     node: s.node, etcd: { endpoints: [s.etcdUrl], prefix: s.prefix, retries: 0 }, stateDir: s.stateDir, advertiseAddress: '127.0.0.1', xdsPort: s.xdsPort,
-    compose: 'auto', sidecarImage: SIDECAR, leaseTtl: 10, adminPorts: { from: s.base + 10, to: s.base + 19 }, resyncInterval: 5,
+    compose: 'auto', sidecarImage: SIDECAR, leaseTtl: s.leaseTtl ?? 10, adminPorts: { from: s.base + 10, to: s.base + 19 }, resyncInterval: 5,
     ...(s.templatesDir ? { templatesDir: s.templatesDir } : {}),
   }, systemClock, silentLogger, new AbortController().signal);
 }
@@ -93,7 +95,7 @@ export function startLocalAgent(s: AgentSetup): Promise<RunningAgent> {
 /** `meshlet agent` as a separate process (debug log on stderr). */
 export function spawnAgentProcess(s: AgentSetup): { child: ChildProcess; stderr: () => string } {
   const child = spawn(process.execPath, [join(ROOT, 'dist/agent/bin.js'), 'agent', '--node', s.node, '--etcd', s.etcdUrl, '--prefix', s.prefix, '--state-dir', s.stateDir,
-    '--advertise-address', '127.0.0.1', '--sidecar-image', SIDECAR, '--xds-port', String(s.xdsPort), '--lease-ttl', '10', '--admin-ports', `${s.base + 10}-${s.base + 19}`,
+    '--advertise-address', '127.0.0.1', '--sidecar-image', SIDECAR, '--xds-port', String(s.xdsPort), '--lease-ttl', String(s.leaseTtl ?? 10), '--admin-ports', `${s.base + 10}-${s.base + 19}`,
     '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (c: Buffer) => {

@@ -55,6 +55,7 @@ async function setup() {
     },
   );
   await r.init();
+  ops.length = 0; // init lists the project once, for the admin ports its sidecars use
   const mesh = readFileSync(fixture('bookinfo', 'services.yaml'), 'utf8') + '\n---\n' + readFileSync(fixture('bookinfo', 'routes.yaml'), 'utf8');
   for (const img of ['registry.local/bookinfo/productpage:1.0', 'registry.local/bookinfo/reviews:1.0', 'registry.local/bookinfo/ratings:1.0', 'envoyproxy/envoy:v1.32.3']) docker.images.add(img);
   return { r, source, docker, compose, ops, reports, stateDir, mesh };

@@ -24,6 +24,8 @@ export interface ContainerInfo {
   exitCode?: number;
   /** How often Docker restarted it (restart: unless-stopped); a new container starts at 0. */
   restarts?: number;
+  /** Bind mounts, path in the container → path on the host (a sidecar's bootstrap, an app's gRPC bootstrap). */
+  binds?: Record<string, string>;
 }
 
 export interface DockerEvent {
@@ -117,6 +119,7 @@ export class DockerApiObserver implements DockerObserver, ContainerLogs {
       ...(started && !started.startsWith('0001-') ? { startedAt: started } : {}),
       ...(c.State.Status !== 'running' && started && !started.startsWith('0001-') ? { exitCode: c.State.ExitCode } : {}),
       restarts: c.RestartCount ?? 0,
+      ...bindsOf(c.Mounts),
     };
   }
 
@@ -317,6 +320,11 @@ function lastLines(text: string, n: number): string[] {
 
 function destroy(stream: NodeJS.ReadableStream): void {
   (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+}
+
+function bindsOf(mounts: Docker.ContainerInspectInfo['Mounts'] | undefined): { binds?: Record<string, string> } {
+  const binds = (mounts ?? []).filter((m) => m.Type === 'bind').map((m) => [m.Destination, m.Source] as const);
+  return binds.length > 0 ? { binds: Object.fromEntries(binds.sort(([a], [b]) => (a < b ? -1 : 1))) } : {};
 }
 
 function statusCode(err: unknown): number | undefined {

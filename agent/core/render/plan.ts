@@ -59,17 +59,23 @@ export function renderPass(view: DesiredView, templates: Templates, previous: Ap
   const projectHash = contentHash({ compose: render.compose, bootstraps: render.bootstraps, xds: render.xdsBootstraps });
   // The header names the revision at which the project last changed, so unrelated changes don't touch the file.
   const renderedRevision = previous.renderedHash === projectHash && previous.renderedRevision !== undefined ? previous.renderedRevision : view.revision;
-  const files = new Map<string, string>();
-  for (const [rel, text] of renderFiles(render, `etcd revision ${renderedRevision} for node ${opts.node}`)) {
-    if (rel === COMPOSE_FILE) files.set(`compose/${COMPOSE_FILE}`, text);
-    else if (!rel.includes('~')) files.set(rel, text); // per-client xDS dumps are served over xDS, not written
-  }
+  const files = stateDirFiles(render, renderedRevision, opts.node);
   const composeServices = Object.keys(render.compose.services).sort();
   const images = [...new Set(Object.values(render.compose.services).map((s) => String(s.image)))].sort();
   const apps = workloadsOn(view.desired, opts.node)
     .filter((w) => render.adminPorts[w.name] !== undefined)
     .map((w) => ({ service: w.service.name, version: w.version.name, port: w.version.port, ...(w.version.health ? { health: w.version.health } : {}) }));
   return { render, revision: view.revision, files, projectHash, renderedRevision, images, composeServices, apps };
+}
+
+/** The files of the state dir (compose/…, envoy/…, xds/…), their header naming `renderedRevision`. */
+export function stateDirFiles(render: NodeRender, renderedRevision: number, node: string): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const [rel, text] of renderFiles(render, `etcd revision ${renderedRevision} for node ${node}`)) {
+    if (rel === COMPOSE_FILE) files.set(`compose/${COMPOSE_FILE}`, text);
+    else if (!rel.includes('~')) files.set(rel, text); // per-client xDS dumps are served over xDS, not written
+  }
+  return files;
 }
 
 /** The pass's plan: the render, and whether compose must run given the containers Docker lists. */
