@@ -45,10 +45,10 @@ export class SoakAgent {
     this.starts++;
     this.#child = a.child;
     this.#stderr = a.stderr;
-    this.#log.write(`--- soak: agent started, pid ${a.child.pid} ---\n`);
+    this.#log.write(`--- soak ${new Date().toISOString()}: agent started, pid ${a.child.pid} ---\n`);
     a.child.stderr!.on('data', (c: Buffer) => this.#log.write(c));
     this.#exited = new Promise((resolve) => a.child.once('exit', (code, signal) => {
-      this.#log.write(`--- soak: agent pid ${a.child.pid} exited, code ${code} signal ${signal} ---\n`);
+      this.#log.write(`--- soak ${new Date().toISOString()}: agent pid ${a.child.pid} exited, code ${code} signal ${signal} ---\n`);
       if (!this.#expecting && !this.#closed) {
         this.unexpectedExits.push({ pid: a.child.pid!, code, signal, tail: this.#stderr().split('\n').slice(-15).join('\n') });
         setTimeout(() => this.#closed || this.#child !== a.child || this.start(), 2_000);
@@ -60,6 +60,7 @@ export class SoakAgent {
   /** SIGKILL; resolves once it is gone. */
   async kill(): Promise<void> {
     this.#expecting = true;
+    this.#log.write(`--- soak ${new Date().toISOString()}: SIGKILL to pid ${this.#child?.pid} ---\n`);
     this.#child?.kill('SIGKILL');
     await this.#exited;
   }
