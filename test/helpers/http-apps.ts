@@ -112,6 +112,9 @@ export function send(port: number, opts: SendOptions = {}): Promise<Reply> {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
+        // A connection dropped mid-body (e.g. the sidecar killed) fires 'aborted'/'error' on res and never 'end':
+        // without this the promise never settled and a load's stop() waited forever.
+        res.on('error', (err) => resolve({ status: 0, headers: res.headers, body: `${err.message} after HTTP ${res.statusCode}: ${body}`, ms: performance.now() - started }));
         res.on('end', () => {
           const v = res.headers['x-version'];
           const a = res.headers['x-app'];
