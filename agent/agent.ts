@@ -98,7 +98,7 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     // check, read them back; what someone else deleted or changed is put back.
     const inputs = openEtcdInputs(etcd, k, loop, clock, log, (seen) => {
       if (!health.registry.heldIn(seen)) void health.registry.repair('registry watch');
-    });
+    }, { node: opts.node, current: () => health.registry.current() });
     const status = shutdown.push('status', reportStatus({ ...on, lease: cluster.lease, leaseTtl: opts.leaseTtl, xds, registry: health.registry, registration: health.registration, logs: host.docker, loop }));
     const templates = cachedTemplates(templatesDir);
     const { reconciler } = shutdown.push('loop', await startLoop({

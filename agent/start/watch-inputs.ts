@@ -28,7 +28,7 @@ export interface EtcdInputs {
  * Opens the desired-state and registry sources (not started: watchInputs starts them). `onRegistry` sees every
  * registry snapshot (this node's own keys are checked there: a registration deleted by hand comes back).
  */
-export function openEtcdInputs(etcd: Etcd3, k: Keys, loop: LoopHandle, clock: Clock, log: Logger, onRegistry?: (seen: ReadonlyMap<string, { value: string }>) => void): EtcdInputs {
+export function openEtcdInputs(etcd: Etcd3, k: Keys, loop: LoopHandle, clock: Clock, log: Logger, onRegistry?: (seen: ReadonlyMap<string, { value: string }>) => void, own?: OwnInstances): EtcdInputs {
   const source = new EtcdDesiredSource(etcd, k.desired, () => {
     loop.notify('etcd');
     loop.publishNow();
@@ -43,11 +43,30 @@ export function openEtcdInputs(etcd: Etcd3, k: Keys, loop: LoopHandle, clock: Cl
   const unread = new WeakSet<Instance[]>();
   const instances = () => {
     const snap = registrySource.current();
-    const list = reader.read(snap?.entries ?? new Map());
+    const read = reader.read(snap?.entries ?? new Map());
+    const list = own ? withOwn(read, own) : read;
     if (!snap) unread.add(list);
     return list;
   };
   return { source, registrySource, instances, beforeRegistryRead: (list) => unread.has(list) };
+}
+
+/** This node's registrations as the agent holds them (what it has put, or is putting, under its lease). */
+export interface OwnInstances {
+  node: string;
+  current(): Instance[];
+}
+
+/**
+ * Other nodes' instances as etcd has them, this node's as the agent holds them. When the lease expires (etcd
+ * frozen or cut past the TTL) etcd deletes this node's keys until the agent puts them back under a new lease;
+ * taken from etcd alone, this host's sidecars lost their local endpoints for that moment and answered 503
+ * (seen in the soak run). The agent knows which of its instances are healthy, so its own sidecars keep them.
+ */
+function withOwn(read: Instance[], own: OwnInstances): Instance[] {
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return [...read.filter((i) => i.node !== own.node), ...own.current()]
+    .sort((a, b) => cmp(a.service, b.service) || cmp(a.version, b.version) || cmp(a.node, b.node));
 }
 
 export interface InputOptions {

@@ -16,6 +16,7 @@ import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { tempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
 import { localMesh, putDocs, randomPortBase } from '../helpers/local-mesh.js';
+import { adminPort, endpointsOf, sidecarEndpoints } from '../helpers/agent-traffic.js';
 
 // Each test file gets its own xDS port, so a running agent or demo on 15010 is never in the way.
 const xdsPort = await freePort();
@@ -74,6 +75,18 @@ test('etcd away for 10 s: containers untouched; afterwards the lease, the regist
   }
   // The lease (TTL 4 s) expired on the server meanwhile: its keys are gone.
   assert.deepEqual(await etcd.getAll().prefix(k.registry).keys(), []);
+  // web's sidecar, from before etcd answers until the registrations are back: its api endpoints never empty. The
+  // registry watch shows this node's keys gone (the lease expired) before the agent puts them back; this host's
+  // sidecars take this node's instances from the agent's own registrations, not from that gap.
+  const web = adminPort(stateDir, 'web-v1');
+  const samples: Record<string, string[]>[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      samples.push(endpointsOf('api', await sidecarEndpoints(web)));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
   await proxy.resume();
 
   await waitFor('a new lease with registrations and status', async () => {
@@ -81,6 +94,12 @@ test('etcd away for 10 s: containers untouched; afterwards the lease, the regist
     const st = await etcd.get(k.nodeStatus(node)).string();
     return regs.length === 3 && st !== null && agent.lease.id !== leaseBefore;
   }, 30_000);
+  await new Promise((r) => setTimeout(r, 500));
+  sampling = false;
+  await sampler;
+  assert.ok(samples.length > 10, `${samples.length} samples`);
+  const gaps = samples.filter((s) => Object.keys(s).length === 0 || Object.values(s).some((eps) => eps.length === 0));
+  assert.deepEqual(gaps, [], `web's sidecar lost api endpoints in ${gaps.length} of ${samples.length} samples`);
   const rev2 = await putDocs(etcd, prefix, localMesh(base, node).replace('GREETING: hello', 'GREETING: back'));
   await waitFor('the change after the outage to apply', () => (agent.reconciler.state.appliedRevision ?? 0) >= rev2, 60_000);
   const after = await ids();
