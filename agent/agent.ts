@@ -22,7 +22,7 @@ import type { Reconciler, ReconcilerOptions } from './reconcile.js';
 import type { SnapshotCache } from './xds/snapshot-cache.js';
 import type { AdsServer } from './xds/ads-server.js';
 import { Shutdown, reportShutdown } from './start/shutdown.js';
-import { StartAborted } from './start/until-reachable.js';
+import { StartAborted, untilReachable } from './start/until-reachable.js';
 import { joinCluster, type Cluster } from './start/join-cluster.js';
 import { startXds } from './start/start-xds.js';
 import { connectDocker, realDocker, type DockerAccess } from './start/connect-docker.js';
@@ -147,19 +147,38 @@ interface Followers {
   reconciler: Reconciler;
   health: Pick<Registering, 'registry'>;
   status: Pick<StatusReporting, 'status'>;
+  clock: Clock;
   log: Logger;
 }
 
 /** A lost lease was replaced: the claim, status and registrations are put again under the new one. */
 function followLease(cluster: Pick<Cluster, 'lease'>, f: Followers): { stop(): void } {
+  const abort = new AbortController();
+  let reclaiming: Promise<unknown> | undefined;
+  // Retried until it lands, and again if the lease was replaced once more meanwhile (the claim keeps a second agent out).
+  const reclaim = async () => {
+    let claimed: string | undefined;
+    while (claimed !== cluster.lease.id && !abort.signal.aborted) {
+      claimed = await untilReachable(`cannot re-claim node ${f.node}`, async () => {
+        const id = cluster.lease.id;
+        await reclaimNode(f.etcd, f.keys, f.node, id);
+        return id;
+      }, f.clock, f.log, abort.signal);
+    }
+  };
   const onRegranted = (newId: string) => {
     f.reconciler.state.leaseId = newId;
     void f.store.save(f.reconciler.state);
-    void reclaimNode(f.etcd, f.keys, f.node, newId).catch((err) => f.log.warn('cannot re-claim the node', { error: (err as Error).message }));
+    reclaiming ??= reclaim().catch(() => {}).finally(() => (reclaiming = undefined));
     void f.status.status.rebind(newId);
     void f.health.registry.rebind(newId);
     f.reconciler.triggers.notify('lease re-granted');
   };
   cluster.lease.on('regranted', onRegranted);
-  return { stop: () => void cluster.lease.off('regranted', onRegranted) };
+  return {
+    stop: () => {
+      cluster.lease.off('regranted', onRegranted);
+      abort.abort();
+    },
+  };
 }

@@ -54,7 +54,8 @@ export async function joinCluster(o: ClusterOptions): Promise<Cluster> {
     if (released) throw released;
   };
   try {
-    await claimNode(o.etcd, o.keys, o.node, id);
+    // An etcd that does not answer in time is waited for like at the lease; another agent's claim ends the start.
+    await untilReachable(`cannot claim node ${o.node} in etcd at ${o.endpoints}`, () => claimNode(o.etcd, o.keys, o.node, id), o.clock, o.log, o.signal);
   } catch (err) {
     await abandon().catch(() => {});
     throw err;

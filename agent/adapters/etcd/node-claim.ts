@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import { ConflictError } from '../../core/errors.js';
 import type { Keys } from '../../core/model/keys.js';
+import { etcdCall } from './etcd-call.js';
 
 export interface ClaimValue {
   node: string;
@@ -15,12 +16,12 @@ export interface ClaimValue {
 export async function claimNode(etcd: Etcd3, k: Keys, node: string, lease: string): Promise<void> {
   const key = k.nodeOwner(node);
   const value: ClaimValue = { node, host: hostname(), pid: process.pid, lease };
-  const res = await etcd.if(key, 'Create', '==', 0).then(etcd.put(key).value(JSON.stringify(value)).lease(lease)).else(etcd.get(key)).commit();
+  const res = await etcdCall(`claiming node ${node}`, (o) => etcd.if(key, 'Create', '==', 0).then(etcd.put(key).value(JSON.stringify(value)).lease(lease)).else(etcd.get(key)).options(o).commit());
   if (res.succeeded) return;
   const kv = res.responses[0]?.response_range?.kvs[0];
   const heldBy = kv ? (kv.lease === lease || String(kv.lease) === lease ? 'self' : kv.value.toString()) : 'gone';
   if (heldBy === 'self' || heldBy === 'gone') {
-    await etcd.put(key).value(JSON.stringify(value)).lease(lease).exec();
+    await etcdCall(`claiming node ${node}`, (o) => etcd.put(key).value(JSON.stringify(value)).lease(lease).options(o).exec());
     return;
   }
   let who = heldBy;
@@ -36,11 +37,11 @@ export async function claimNode(etcd: Etcd3, k: Keys, node: string, lease: strin
 /** Puts the claim again under a new lease (after the old one was lost). */
 export async function reclaimNode(etcd: Etcd3, k: Keys, node: string, lease: string): Promise<void> {
   const value: ClaimValue = { node, host: hostname(), pid: process.pid, lease };
-  await etcd.put(k.nodeOwner(node)).value(JSON.stringify(value)).lease(lease).exec();
+  await etcdCall(`re-claiming node ${node}`, (o) => etcd.put(k.nodeOwner(node)).value(JSON.stringify(value)).lease(lease).options(o).exec());
 }
 
 /** Deletes the claim if it is still held under `lease` (never another agent's). */
 export async function releaseNode(etcd: Etcd3, k: Keys, node: string, lease: string): Promise<void> {
   const key = k.nodeOwner(node);
-  await etcd.if(key, 'Lease', '==', lease).then(etcd.delete().key(key)).commit();
+  await etcdCall(`releasing node ${node}`, (o) => etcd.if(key, 'Lease', '==', lease).then(etcd.delete().key(key)).options(o).commit());
 }
