@@ -69,7 +69,8 @@ export async function joinCluster(o: ClusterOptions): Promise<Cluster> {
     if (released) throw released;
   };
   try {
-    await claim.take(id);
+    // An etcd that does not answer in time is waited for like at the lease; another agent's claim ends the start.
+    await untilReachable(`cannot claim node ${o.node} in etcd at ${o.endpoints}`, () => claim.take(id), o.clock, o.log, o.signal);
   } catch (err) {
     await abandon().catch(() => {});
     throw err;

@@ -42,7 +42,7 @@ export interface StatusReporting {
 }
 
 export function reportStatus(o: StatusOptions): StatusReporting {
-  const status = new StatusWriter(o.etcd, o.keys.nodeStatus(o.node), o.lease.id, o.log);
+  const status = new StatusWriter(o.etcd, o.keys.nodeStatus(o.node), o.lease.id, o.clock, o.log);
   const problems = new ContainerProblems(o.logs, () => o.clock.now());
   let containerProblems: ContainerProblem[] = [];
   let lastReport: PassReport | undefined;
@@ -90,6 +90,7 @@ export function reportStatus(o: StatusOptions): StatusReporting {
   const stop = () => {
     offAds();
     if (timer) clearTimeout(timer);
+    status.stop();
   };
   return { status, report, stop };
 }

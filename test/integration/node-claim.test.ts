@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Etcd3 } from 'etcd3';
 import { silentLogger, type Logger } from '../../agent/core/logger.js';
+import { systemClock } from '../../agent/core/clock.js';
 import { ConflictError } from '../../agent/core/errors.js';
 import { createEtcd } from '../../agent/adapters/etcd/etcd-client.js';
 import { NodeClaim, type ClaimValue } from '../../agent/adapters/etcd/node-claim.js';
@@ -95,10 +96,12 @@ test('compare-and-swap: a claim that another agent took between the look and the
   (etcd as { if: typeof etcd.if }).if = (...args: Parameters<typeof etcd.if>) => {
     if (args[1] === 'Mod' && !raced) {
       raced = true;
-      return { then: (...ops: Parameters<ReturnType<typeof etcd.if>['then']>) => ({ commit: async () => {
-        await etcd.put(key).value(racer).lease(newcomer).exec();
-        return realIf(...args).then(...ops).commit();
-      } }) } as unknown as ReturnType<typeof etcd.if>;
+      const txn = { then: (...ops: Parameters<ReturnType<typeof etcd.if>['then']>) => ({ options: () => txn.commitWith(ops), commit: () => txn.commitWith(ops).commit() }),
+        commitWith: (ops: Parameters<ReturnType<typeof etcd.if>['then']>) => ({ commit: async () => {
+          await etcd.put(key).value(racer).lease(newcomer).exec();
+          return realIf(...args).then(...ops).commit();
+        } }) };
+      return txn as unknown as ReturnType<typeof etcd.if>;
     }
     return realIf(...args);
   };
@@ -155,13 +158,13 @@ test('a status writer that stood down writes its note only where no other lease 
   const [mine, theirs] = [await grant(), await grant()];
   const status = (pid: number): NodeStatus => ({ node: 'node-a', agentVersion: 't', host: 'h', pid, lease: '', leaseTtl: 10, rejected: [], composeRuns: 1, workloads: [] });
   const free = `${uniquePrefix()}/nodes/node-a/status`;
-  const w1 = new StatusWriter(etcd, free, mine, silentLogger);
+  const w1 = new StatusWriter(etcd, free, mine, systemClock, silentLogger);
   assert.equal(await w1.standDown(mine, { claimLost: { heldBy: 'B' } }), true);
   assert.deepEqual(JSON.parse((await kv(free))!.value).claimLost, { heldBy: 'B' });
 
   const taken = `${uniquePrefix()}/nodes/node-a/status`;
   await etcd.put(taken).value(JSON.stringify(status(7))).lease(theirs).exec();
-  const w2 = new StatusWriter(etcd, taken, mine, silentLogger);
+  const w2 = new StatusWriter(etcd, taken, mine, systemClock, silentLogger);
   const before = await kv(taken);
   assert.equal(await w2.standDown(mine, { claimLost: { heldBy: 'B' } }), false);
   await w2.write(status(4100));

@@ -1,9 +1,10 @@
-// Builds the etcd3 client the way meshlet needs it: keepalive so a stalled etcd is noticed, and
-// no circuit breaker (the default one fails every call for 5 s after a single error on one host).
+// Builds the etcd3 client the way meshlet needs it: keepalive so a stalled etcd is noticed, a deadline on every
+// unary call, and no circuit breaker (the default one fails every call for 5 s after a single error on one host).
 import { readFileSync } from 'node:fs';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
 import { ValidationError } from '../../core/errors.js';
+import { callOptions } from './etcd-call.js';
 
 export interface EtcdConnection {
   endpoints: string[];
@@ -26,6 +27,9 @@ export function createEtcd(conn: EtcdConnection): Etcd3 {
     hosts: conn.endpoints,
     dialTimeout: conn.dialTimeoutMs ?? 3_000,
     grpcOptions: KEEPALIVE,
+    // A safety net under the agent's named deadlines (etcd-call.ts), e.g. for the token exchange of --etcd-user.
+    // Streams (watches, lease keepalive) have none: the keepalive above finds a frozen etcd within 15 s.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : callOptions()),
     faultHandling: {
       host: () => noop,
       global: (conn.retries ?? 2) > 0 ? retry(handleWhen(isRecoverableError), { maxAttempts: conn.retries ?? 2, backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1_000 }) }) : noop,

@@ -5,6 +5,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
 import { backoffMs } from '../../core/clock.js';
+import { ETCD_CALL_DEADLINE_MS, etcdCall } from './etcd-call.js';
 
 export type LeaseState = 'granting' | 'alive' | 'lost' | 'stopped';
 
@@ -78,11 +79,11 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
   async revoke(): Promise<void> {
     const id = this.#id;
     await this.stop();
-    if (id) await this.etcd.leaseClient.leaseRevoke({ ID: id });
+    if (id) await etcdCall(`revoking lease ${id}`, (o) => this.etcd.leaseClient.leaseRevoke({ ID: id }, o));
   }
 
   async grant(): Promise<string> {
-    const res = await this.etcd.leaseClient.leaseGrant({ TTL: this.ttlSeconds, ID: 0 });
+    const res = await etcdCall('granting the node lease', (o) => this.etcd.leaseClient.leaseGrant({ TTL: this.ttlSeconds, ID: 0 }, o));
     return res.ID;
   }
 
@@ -119,7 +120,7 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
         this.#stream?.end();
         this.#stream = undefined;
         failures++;
-        if (failures === 1) this.log.warn('lease keepalive failed; retrying', { error: (err as Error).message });
+        if (failures === 1 || failures % 10 === 0) this.log.warn('lease keepalive failed; retrying', { error: (err as Error).message, attempts: failures });
         // Past the TTL the server has dropped the lease: treat it as lost so keys are re-put once etcd answers.
         if (this.clock.now() - this.#lastAlive > this.ttlSeconds * 1000) this.#setState('lost');
         await this.clock.sleep(Math.min(period, backoffMs(failures, 2_000)), this.#abort.signal);
@@ -147,23 +148,29 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
     }
     const stream = this.#stream as unknown as NodeJS.EventEmitter & { write(req: { ID: string }): void };
     return await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error('keepalive timed out')), 5_000);
+      const timer = setTimeout(() => done(new Error(`keepalive of lease ${id}: etcd did not answer within ${ETCD_CALL_DEADLINE_MS} ms`)), ETCD_CALL_DEADLINE_MS);
       const onData = (res: { ID: string; TTL: string }) => {
         if (res.ID === id) done(undefined, Number(res.TTL));
       };
       const onEnd = () => done(new Error('keepalive stream closed'));
       const onError = (err: Error) => done(err);
+      // stop() does not wait for a frozen etcd's answer.
+      const onAbort = () => done(new Error('stopped'));
+      const signal = this.#abort.signal;
       function done(err?: Error, ttl?: number) {
         clearTimeout(timer);
         stream.off('data', onData);
         stream.off('end', onEnd);
         stream.off('error', onError);
+        signal.removeEventListener('abort', onAbort);
         if (err) reject(err);
         else resolve(ttl!);
       }
       stream.on('data', onData);
       stream.on('end', onEnd);
       stream.on('error', onError);
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) return onAbort(); // stopped while the stream was being opened
       stream.write({ ID: id });
     });
   }

@@ -12,6 +12,7 @@ import { keys, type Keys } from '../../core/model/keys.js';
 import type { Instance } from '../../core/model/model.js';
 import { hostPort } from '../../health/probes.js';
 import { parseInstance } from './registry-reader.js';
+import { etcdCall } from './etcd-call.js';
 
 /** One healthy app instance of this node. */
 export type Registration = Omit<Instance, 'node'>;
@@ -67,6 +68,7 @@ export class Registry {
   #retrying: Promise<void> | undefined;
   #lastError: string | undefined;
   #abort = new AbortController();
+  #repairing: Promise<string[]> | undefined;
 
   constructor(private readonly opts: RegistryOptions) {
     this.#k = keys(opts.prefix);
@@ -151,13 +153,19 @@ export class Registry {
    * instances)) and writes again whatever is missing, changed, or bound to another lease. Returns the instances
    * put back. Never throws: a failed read is retried by the next check.
    */
-  async repair(reason: string): Promise<string[]> {
+  repair(reason: string): Promise<string[]> {
+    // One read-back at a time: drift checks that come while etcd is slow to answer do not pile up calls.
+    this.#repairing ??= this.#repair(reason).finally(() => (this.#repairing = undefined));
+    return this.#repairing;
+  }
+
+  async #repair(reason: string): Promise<string[]> {
     if (this.#state === 'stopped' || this.#state === 'retrying' || this.#written.size === 0) return [];
     const slots = [...this.#written];
     const keysOf = (w: Written) => [w.registryKey, w.namingKey];
     let res: { responses: { response_range?: { kvs: { value: Buffer; lease: string }[] } | null }[] };
     try {
-      res = await this.opts.etcd.kv.txn({ success: slots.flatMap(([, w]) => keysOf(w).map((key) => ({ request_range: { key: Buffer.from(key) } }))) });
+      res = await etcdCall('reading back this node\'s registrations', (o) => this.opts.etcd.kv.txn({ success: slots.flatMap(([, w]) => keysOf(w).map((key) => ({ request_range: { key: Buffer.from(key) } }))) }, o));
     } catch (err) {
       this.opts.log.debug('cannot read back this node\'s registrations; the next check tries again', { error: (err as Error).message });
       return [];
@@ -229,7 +237,7 @@ export class Registry {
     let changed = 0;
     for (const batch of batches(changes)) {
       try {
-        await this.opts.etcd.kv.txn({ success: batch.flatMap((c) => c.ops) });
+        await etcdCall(`writing ${batch.length} registration${batch.length === 1 ? '' : 's'}`, (o) => this.opts.etcd.kv.txn({ success: batch.flatMap((c) => c.ops) }, o));
       } catch (err) {
         return { ok: false, changed, error: (err as Error).message };
       }
@@ -280,7 +288,10 @@ export class Registry {
   /** This node's keys as etcd has them, per registration slot; keys that match nothing are deleted by the next sync. */
   async #readEtcd(): Promise<{ written: Map<string, Written>; registrations: Map<string, Registration>; instances: Instance[] }> {
     const { etcd, node, log } = this.opts;
-    const [reg, naming] = await Promise.all([etcd.getAll().prefix(this.#k.registry).exec(), etcd.getAll().prefix(this.#k.naming).exec()]);
+    const [reg, naming] = await Promise.all([
+      etcdCall('reading the registry', (o) => etcd.getAll().prefix(this.#k.registry).options(o).exec()),
+      etcdCall('reading the naming keys', (o) => etcd.getAll().prefix(this.#k.naming).options(o).exec()),
+    ]);
     const written = new Map<string, Written>();
     const registrations = new Map<string, Registration>();
     const instances: Instance[] = [];

@@ -5,6 +5,7 @@ import type { Etcd3, Watcher } from 'etcd3';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
 import { backoffMs } from '../../core/clock.js';
+import { etcdCall } from './etcd-call.js';
 
 export interface DesiredEntry {
   key: string;
@@ -88,8 +89,8 @@ export class EtcdDesiredSource implements DesiredSource {
 
   /** Replaces the whole state with etcd's, and reports a change only when something differs. */
   async #snapshot(): Promise<void> {
-    // etcd3 puts no deadline on calls: against a stalled etcd this can wait for good, so stop() does not wait for it.
-    const res = await untilAborted(this.etcd.getAll().prefix(this.prefix).exec(), this.#abort.signal);
+    // Bounded by the call deadline, and stop() does not even wait for that.
+    const res = await untilAborted(etcdCall(`reading ${this.prefix}`, (o) => this.etcd.getAll().prefix(this.prefix).options(o).exec()), this.#abort.signal);
     const next = new Map<string, DesiredEntry>();
     for (const kv of res.kvs) {
       const key = kv.key.toString();
@@ -103,7 +104,10 @@ export class EtcdDesiredSource implements DesiredSource {
     if (changed) this.onChange();
   }
 
-  /** Resolves with a reason when the watch can no longer be trusted. */
+  /**
+   * Resolves with a reason when the watch can no longer be trusted. A watch is a stream and has no deadline: a
+   * frozen etcd is found by the gRPC keepalive (etcd-client.ts), which drops the connection and so the watch.
+   */
   async #watchUntilBroken(): Promise<string> {
     // watcher() attaches at once, so stop() can cancel it; create() waits for etcd and cannot be stopped while it is away.
     const watcher = this.etcd.watch().prefix(this.prefix).startRevision(String(this.#revision + 1)).watcher();

@@ -7,6 +7,7 @@ import type { Etcd3 } from 'etcd3';
 import { ConflictError, ExternalError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { processAlive } from '../host/processes.js';
+import { etcdCall } from './etcd-call.js';
 
 /** The claim's value. Fields are only ever added (older agents read it). */
 export interface ClaimValue {
@@ -94,7 +95,7 @@ export class NodeClaim extends EventEmitter<NodeClaimEvents> {
 
   /** Before a lease is chosen: the lease of this node's previous run if it still holds the claim (its lease can be adopted). */
   async predecessorLease(): Promise<string | undefined> {
-    const kv = (await this.etcd.get(this.key).exec()).kvs[0];
+    const kv = (await etcdCall('reading the node claim', (o) => this.etcd.get(this.key).options(o).exec())).kvs[0];
     if (!kv) return undefined;
     const whose = whoseClaim({ lease: kv.lease, value: kv.value.toString() }, this.#value(''), this.alive);
     return whose.kind === 'predecessor' && String(kv.lease) !== '0' ? String(kv.lease) : undefined;
@@ -116,7 +117,7 @@ export class NodeClaim extends EventEmitter<NodeClaimEvents> {
   async renew(lease: string): Promise<ClaimState> {
     if (this.#state === 'lost') return 'lost';
     // The common case in one round trip: still under this lease, nothing to write.
-    if ((await this.etcd.if(this.key, 'Lease', '==', lease).commit()).succeeded) return (this.#state = 'held');
+    if ((await etcdCall('checking the node claim', (o) => this.etcd.if(this.key, 'Lease', '==', lease).options(o).commit())).succeeded) return (this.#state = 'held');
     const whose = await this.#claim(lease);
     if (whose.kind !== 'other') return (this.#state = 'held');
     this.#state = 'lost';
@@ -127,14 +128,14 @@ export class NodeClaim extends EventEmitter<NodeClaimEvents> {
 
   /** Deletes the claim if it is still held under `lease` (never another agent's). */
   async release(lease: string): Promise<void> {
-    await this.etcd.if(this.key, 'Lease', '==', lease).then(this.etcd.delete().key(this.key)).commit();
+    await etcdCall('releasing the node claim', (o) => this.etcd.if(this.key, 'Lease', '==', lease).then(this.etcd.delete().key(this.key)).options(o).commit());
   }
 
   /** Creates the claim, or swaps it in for one that is this agent's or its dead predecessor's; never writes over another's. */
   async #claim(lease: string): Promise<Whose> {
     const value = JSON.stringify(this.#value(lease));
     for (let attempt = 1; attempt <= SWAP_ATTEMPTS; attempt++) {
-      const res = await this.etcd.if(this.key, 'Create', '==', 0).then(this.etcd.put(this.key).value(value).lease(lease)).else(this.etcd.get(this.key)).commit();
+      const res = await etcdCall('claiming the node', (o) => this.etcd.if(this.key, 'Create', '==', 0).then(this.etcd.put(this.key).value(value).lease(lease)).else(this.etcd.get(this.key)).options(o).commit());
       if (res.succeeded) return { kind: 'mine' };
       const kv = res.responses[0]?.response_range?.kvs[0];
       if (!kv) continue;
@@ -142,7 +143,7 @@ export class NodeClaim extends EventEmitter<NodeClaimEvents> {
       const whose = whoseClaim(held, this.#value(lease), this.alive);
       if (whose.kind === 'other') return whose;
       // Only the value just judged is replaced: if anyone wrote the key since, judge again.
-      const swap = await this.etcd.if(this.key, 'Mod', '==', held.modRevision).then(this.etcd.put(this.key).value(value).lease(lease)).commit();
+      const swap = await etcdCall('taking over the node claim', (o) => this.etcd.if(this.key, 'Mod', '==', held.modRevision).then(this.etcd.put(this.key).value(value).lease(lease)).options(o).commit());
       if (!swap.succeeded) continue;
       if (whose.kind === 'predecessor') this.log.info('took over the node claim of this node\'s previous run', { previous: describeClaim(whose.held), lease });
       return whose;
