@@ -292,6 +292,28 @@ test('a cut while a backlog replays: etcd3 resumes past it, the source re-snapsh
   assert.ok(differs(d), `etcd3's resume was expected to lose part of the backlog: ${JSON.stringify(d)}`);
 });
 
+test('a re-snapshot that finds nothing changed keeps the revision of the last change, although etcd moved on elsewhere', { timeout: 60_000 }, async (t) => {
+  // The agent reports this revision in its node status: were it etcd's current revision, every reconnect would
+  // rewrite the status at rest (its own registry and status writes move etcd's revision, not the desired state).
+  const P = '/changed-at/desired/';
+  await seed(P, 3);
+  const h = await startSource(t, P);
+  await waitUntil('watching', () => h.source.state === 'watching', 10_000);
+  const changed = Number((await writer.put(`${P}seed0`).value('changed').exec()).header.revision);
+  await converge(h.source, P, changed, 10_000);
+  assert.equal(h.source.current()!.revision, changed);
+  for (let i = 0; i < 5; i++) await writer.put('/changed-at/elsewhere').value(String(i)).exec();
+  const snapshots = h.source.stats.snapshots;
+  h.proxy.cut();
+  await waitUntil('a new snapshot', () => h.source.stats.snapshots > snapshots && h.source.state === 'watching', 10_000);
+  assert.equal(h.source.current()!.revision, changed, 'nothing under the prefix changed');
+  assert.equal(h.changes(), 2, 'the first snapshot and the one put; the re-snapshot found nothing new');
+  // The watch resumed at the revision the re-snapshot was current at: a put after it is seen, and named.
+  const next = Number((await writer.put(`${P}seed1`).value('again').exec()).header.revision);
+  await converge(h.source, P, next, 10_000);
+  assert.equal(h.source.current()!.revision, next);
+});
+
 test('twelve cuts in a row: twelve re-snapshots, nothing left behind on the way', { timeout: 60_000 }, async (t) => {
   const P = '/many-cuts/desired/';
   await seed(P, 5);

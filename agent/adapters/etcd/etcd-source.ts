@@ -15,7 +15,12 @@ export interface DesiredEntry {
 
 /** Every key under a watched prefix (desired state, registry, a drain mark) at a revision. */
 export interface PrefixSnapshot {
-  /** The etcd revision this state is known to be current at. */
+  /**
+   * The etcd revision of the last change this source saw (the state is unchanged since). Not the revision it
+   * is known current at: that one moves with every write elsewhere in etcd (the agent's own registry and status
+   * writes) whenever the watch is re-created, and a status that reported it would be rewritten after every
+   * reconnect although nothing desired changed.
+   */
   revision: number;
   entries: ReadonlyMap<string, DesiredEntry>;
 }
@@ -30,7 +35,10 @@ export interface DesiredSource {
 export class EtcdDesiredSource implements DesiredSource {
   #state: SourceState = 'snapshotting';
   #entries = new Map<string, DesiredEntry>();
+  /** Where the watch resumes: the revision the state is known current at. */
   #revision = 0;
+  /** What current() reports: the revision of the last change seen. */
+  #changedAt = 0;
   #loaded = false;
   #watcher: Watcher | undefined;
   #abort = new AbortController();
@@ -51,7 +59,7 @@ export class EtcdDesiredSource implements DesiredSource {
   }
 
   current(): PrefixSnapshot | undefined {
-    return this.#loaded ? { revision: this.#revision, entries: new Map(this.#entries) } : undefined;
+    return this.#loaded ? { revision: this.#changedAt, entries: new Map(this.#entries) } : undefined;
   }
 
   start(): void {
@@ -101,7 +109,10 @@ export class EtcdDesiredSource implements DesiredSource {
     this.#revision = Number(res.header.revision);
     this.#loaded = true;
     this.stats.snapshots++;
-    if (changed) this.onChange();
+    if (changed) {
+      this.#changedAt = this.#revision;
+      this.onChange();
+    }
   }
 
   /**
@@ -140,7 +151,10 @@ export class EtcdDesiredSource implements DesiredSource {
         }
         // While catching up, etcd sends the *current* revision with each batch of older events: trust it only on a progress notice.
         if (res.events.length === 0) this.#revision = Math.max(this.#revision, Number(res.header.revision));
-        if (res.events.length > 0) this.onChange();
+        if (res.events.length > 0) {
+          this.#changedAt = this.#revision;
+          this.onChange();
+        }
       });
       watcher.on('disconnected', (err) => finish(`disconnected: ${err?.message ?? ''}`));
       // A compaction past our revision cancels the watcher with an empty reason; a missing listener would crash.
