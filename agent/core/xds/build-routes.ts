@@ -1,11 +1,15 @@
 // Translates a VirtualService (or its absence) into an Envoy RouteConfiguration for one upstream service.
-import type { Destination, HeaderOps, HttpMatch, HttpRoute, StringMatch, VirtualService } from '../model/model.js';
+import type { CorsPolicy, Destination, HeaderOps, HttpMatch, HttpRoute, Redirect, StringMatch, VirtualService } from '../model/model.js';
 import { GRPC_STATUS_NAMES } from '../documents/validate-route.js';
+import { REDIRECT_CODES } from '../documents/validate-http-actions.js';
+import type { Caller } from './source-labels.js';
+import { matchesCaller } from './source-labels.js';
 import { envoyDuration } from '../documents/duration.js';
 import type { Json } from './envoy-types.js';
 import { TYPE, fractionalPercent } from './envoy-types.js';
 
 export const FAULT_FILTER = 'envoy.filters.http.fault';
+export const CORS_FILTER = 'envoy.filters.http.cors';
 /** Istio's retry policy when a route names none: two retries on connection-level failures and 503. */
 const DEFAULT_RETRY = { retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes', num_retries: 2, retriable_status_codes: [503] };
 /**
@@ -21,6 +25,10 @@ const RETRY_OTHER_HOSTS = {
 export interface RouteFlavour {
   /** For gRPC's xDS client rather than an Envoy sidecar. */
   proxyless: boolean;
+  /** The workload the client belongs to (sourceLabels, sourceNamespace); unknown for a proxyless app the agent did not start. */
+  caller?: Caller;
+  /** The port the caller sent the request to: a sidecar's listener (a redirect's `derivePort: FROM_REQUEST_PORT`). */
+  listenerPort?: number;
 }
 
 /** The cluster a destination goes to: `<host>|<subset>`, or `<host>` for all its versions. */
@@ -46,6 +54,11 @@ export function buildRouteConfig(service: string, vs: VirtualService | undefined
   return { name: service, virtual_hosts: [{ name: service, domains: ['*'], routes }] };
 }
 
+/** True when a route carries a CORS policy: the listener then needs Envoy's CORS filter (sidecars only). */
+export function usesCors(vs: VirtualService | undefined): boolean {
+  return !!vs && vs.http.some((r) => r.corsPolicy !== undefined);
+}
+
 function defaultRoute(service: string, flavour: RouteFlavour): Json {
   return { match: { prefix: '/' }, route: { cluster: clusterName(service), timeout: '0s', retry_policy: withHostPredicate(DEFAULT_RETRY, flavour) } };
 }
@@ -55,10 +68,23 @@ function withHostPredicate(policy: Json, flavour: RouteFlavour): Json {
 }
 
 function toEnvoyRoutes(r: HttpRoute, flavour: RouteFlavour): Json[] {
-  const action = routeAction(r, flavour);
-  const extras = routeExtras(r);
-  const matches = r.match.length > 0 ? r.match : [undefined];
-  return matches.map((m) => ({ ...(r.name ? { name: r.name } : {}), match: routeMatch(m), route: action, ...extras }));
+  // gRPC's xDS client NACKs the whole RouteConfiguration for an action other than route: such rules are
+  // refused by validation for the declared proxyless callers, and left out for any other proxyless client.
+  if (flavour.proxyless && (r.redirect || r.directResponse)) return [];
+  const matches = r.match.length > 0 ? r.match.filter((m) => applies(m, flavour)) : [undefined];
+  if (matches.length === 0) return [];
+  const action = r.redirect ? { redirect: redirectAction(r.redirect, flavour) } : r.directResponse ? { direct_response: directResponse(r.directResponse) } : { route: routeAction(r, flavour) };
+  const extras = routeExtras(r, flavour);
+  return matches.map((m) => {
+    const name = [r.name, m?.name].filter((n) => n).join('.');
+    return { ...(name ? { name } : {}), match: routeMatch(m), ...action, ...extras, ...(m?.statPrefix ? { stat_prefix: m.statPrefix } : {}) };
+  });
+}
+
+/** A match applies to this client when its caller conditions hold; a gRPC call has no query, so queryParams never match one. */
+function applies(m: HttpMatch, flavour: RouteFlavour): boolean {
+  if (flavour.proxyless && m.queryParams.length > 0) return false; // gRPC's xDS client ignores query_parameters: left in, it would match every call
+  return matchesCaller(m, flavour.caller);
 }
 
 function routeMatch(m: HttpMatch | undefined): Json {
@@ -69,10 +95,12 @@ function routeMatch(m: HttpMatch | undefined): Json {
   else if (uri.exact !== undefined) out.path = uri.exact;
   else if (uri.prefix !== undefined) out.prefix = uri.prefix;
   else out.safe_regex = { regex: uri.regex };
+  // Envoy ignores case_sensitive for safe_regex, as Istio documents for ignoreUriCase.
   if (m.ignoreUriCase) out.case_sensitive = false;
   const headers: Json[] = [];
   if (m.method) headers.push(headerMatcher(':method', m.method, false));
   if (m.authority) headers.push(headerMatcher(':authority', m.authority, false));
+  if (m.scheme) headers.push(headerMatcher(':scheme', m.scheme, false));
   for (const h of m.headers) headers.push(headerMatcher(h.name, h.match, false));
   for (const h of m.withoutHeaders) headers.push(headerMatcher(h.name, h.match, true));
   if (headers.length > 0) out.headers = headers;
@@ -91,9 +119,16 @@ function stringMatcher(m: StringMatch): Json {
 }
 
 function routeAction(r: HttpRoute, flavour: RouteFlavour): Json {
-  const action: Json = { ...weighted(r.route), timeout: envoyDuration(r.timeoutMs ?? 0) };
+  const action: Json = { ...weighted(r.route, !flavour.proxyless), timeout: envoyDuration(r.timeoutMs ?? 0) };
   const retry = retryPolicy(r);
   if (retry) action.retry_policy = withHostPredicate(retry, flavour);
+  // Istio's retryRemoteLocalities: each retry prefers a priority (locality) not tried yet.
+  if (retry && r.retries?.retryRemoteLocalities && !flavour.proxyless) {
+    action.retry_policy = {
+      ...(action.retry_policy as Json),
+      retry_priority: { name: 'envoy.retry_priorities.previous_priorities', typed_config: { '@type': TYPE.previousPriorities, update_frequency: r.retries.attempts + 1 } },
+    };
+  }
   if (r.mirrors.length > 0) {
     action.request_mirror_policies = r.mirrors.map((m) => ({
       cluster: clusterName(m.host, m.subset),
@@ -101,8 +136,26 @@ function routeAction(r: HttpRoute, flavour: RouteFlavour): Json {
     }));
   }
   if (r.rewrite?.uri !== undefined) action.prefix_rewrite = r.rewrite.uri;
+  if (r.rewrite?.uriRegexRewrite) action.regex_rewrite = { pattern: { regex: r.rewrite.uriRegexRewrite.match }, substitution: r.rewrite.uriRegexRewrite.rewrite };
   if (r.rewrite?.authority !== undefined) action.host_rewrite_literal = r.rewrite.authority;
   return action;
+}
+
+function redirectAction(r: Redirect, flavour: RouteFlavour): Json {
+  const out: Json = {};
+  if (r.scheme !== undefined) out.scheme_redirect = r.scheme;
+  if (r.authority !== undefined) out.host_redirect = r.authority;
+  // FROM_REQUEST_PORT: Envoy cannot read the port per request, but the routes are built per listener (as Istio does).
+  const port = r.port ?? (r.derivePort === 'FROM_REQUEST_PORT' ? flavour.listenerPort : undefined);
+  if (port !== undefined) out.port_redirect = port;
+  if (r.uri !== undefined) out.path_redirect = r.uri;
+  if (r.redirectCode !== 301) out.response_code = REDIRECT_CODES[r.redirectCode];
+  return out;
+}
+
+function directResponse(d: NonNullable<HttpRoute['directResponse']>): Json {
+  if (!d.body) return { status: d.status };
+  return { status: d.status, body: 'string' in d.body ? { inline_string: d.body.string } : { inline_bytes: d.body.bytes } };
 }
 
 /**
@@ -110,9 +163,13 @@ function routeAction(r: HttpRoute, flavour: RouteFlavour): Json {
  * flip such as 100/0 → 0/100 only changes the route, not the set of clusters and endpoints; an all-zero set
  * is refused by validation (Envoy and gRPC refuse it too).
  */
-export function weighted(dests: Destination[]): Json {
+export function weighted(dests: Destination[], withHeaders = false): Json {
   if (dests.length === 1) return { cluster: clusterName(dests[0]!.host, dests[0]!.subset) };
-  return { weighted_clusters: { clusters: dests.map((d) => ({ name: clusterName(d.host, d.subset), weight: d.weight })) } };
+  return {
+    weighted_clusters: {
+      clusters: dests.map((d) => ({ name: clusterName(d.host, d.subset), weight: d.weight, ...(withHeaders && d.headers ? headerOps(d.headers) : {}) })),
+    },
+  };
 }
 
 function retryPolicy(r: HttpRoute): Json | undefined {
@@ -130,10 +187,38 @@ function retryPolicy(r: HttpRoute): Json | undefined {
   };
 }
 
-function routeExtras(r: HttpRoute): Json {
+function routeExtras(r: HttpRoute, flavour: RouteFlavour): Json {
   const out: Json = {};
-  if (r.fault && (r.fault.delay || r.fault.abort)) out.typed_per_filter_config = { [FAULT_FILTER]: faultConfig(r.fault) };
-  if (r.headers) Object.assign(out, headerOps(r.headers));
+  const perFilter: Json = {};
+  if (r.fault && (r.fault.delay || r.fault.abort)) perFilter[FAULT_FILTER] = faultConfig(r.fault);
+  // Envoy 1.40 has no route-level `cors` any more: the policy is the CORS filter's per-route config.
+  if (r.corsPolicy && !flavour.proxyless) perFilter[CORS_FILTER] = corsConfig(r.corsPolicy);
+  if (Object.keys(perFilter).length > 0) out.typed_per_filter_config = perFilter;
+  // One destination: its header operations are the route's (Istio does the same); several: each cluster's own.
+  const single = r.route.length === 1 ? r.route[0]!.headers : undefined;
+  const ops = single ? mergeHeaderOps(r.headers, single) : r.headers;
+  if (ops) Object.assign(out, headerOps(ops));
+  return out;
+}
+
+function mergeHeaderOps(a: HeaderOps | undefined, b: HeaderOps): HeaderOps {
+  if (!a) return b;
+  const side = (x: HeaderOps['request'], y: HeaderOps['request']) => ({
+    set: { ...x.set, ...y.set }, add: { ...x.add, ...y.add }, remove: [...new Set([...x.remove, ...y.remove])].sort(),
+  });
+  return { request: side(a.request, b.request), response: side(a.response, b.response) };
+}
+
+function corsConfig(c: CorsPolicy): Json {
+  const out: Json = { '@type': TYPE.corsPolicy };
+  if (c.allowOrigins.length > 0) out.allow_origin_string_match = c.allowOrigins.map(stringMatcher);
+  if (c.allowMethods.length > 0) out.allow_methods = c.allowMethods.join(',');
+  if (c.allowHeaders.length > 0) out.allow_headers = c.allowHeaders.join(',');
+  if (c.exposeHeaders.length > 0) out.expose_headers = c.exposeHeaders.join(',');
+  if (c.maxAgeMs !== undefined) out.max_age = String(c.maxAgeMs / 1000);
+  if (c.allowCredentials !== undefined) out.allow_credentials = c.allowCredentials;
+  // Envoy forwards a preflight from an origin no policy allows unless told otherwise (Istio's FORWARD).
+  if (c.unmatchedPreflights === 'IGNORE') out.forward_not_matching_preflights = false;
   return out;
 }
 
