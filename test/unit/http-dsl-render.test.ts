@@ -134,7 +134,7 @@ spec:
   };
   const v2 = names({ service: 'web', version: 'v2', namespace: 'default' });
   assert.deepEqual(v2.map((r) => r.name), ['v2-callers', 'without'], 'gRPC ignores query_parameters: the rule would match every call, and no call has a query');
-  assert.deepEqual(v2[1].match.headers, [{ name: 'x-b', string_match: { prefix: 'c' } }, { name: 'x-a', string_match: { exact: '1' }, invert_match: true }]);
+  assert.deepEqual(v2[1].match.headers, [{ name: 'x-b', string_match: { prefix: 'c' } }, { name: 'x-a', present_match: true }, { name: 'x-a', string_match: { exact: '1' }, invert_match: true }]);
   assert.equal(v2[1].route.retry_policy.retry_priority, undefined, 'gRPC has no retry priorities');
   assert.deepEqual(names({ service: 'web', version: 'v1', namespace: 'default' }).map((r) => r.name), ['without']);
   assert.deepEqual(names(undefined).map((r) => r.name), ['without'], 'a client the agent did not start matches no sourceLabels');

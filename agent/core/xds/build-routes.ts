@@ -77,7 +77,7 @@ function toEnvoyRoutes(r: HttpRoute, flavour: RouteFlavour): Json[] {
   const extras = routeExtras(r, flavour);
   return matches.map((m) => {
     const name = [r.name, m?.name].filter((n) => n).join('.');
-    return { ...(name ? { name } : {}), match: routeMatch(m), ...action, ...extras, ...(m?.statPrefix ? { stat_prefix: m.statPrefix } : {}) };
+    return { ...(name ? { name } : {}), match: routeMatch(m, flavour), ...action, ...extras, ...(m?.statPrefix ? { stat_prefix: m.statPrefix } : {}) };
   });
 }
 
@@ -87,7 +87,7 @@ function applies(m: HttpMatch, flavour: RouteFlavour): boolean {
   return matchesCaller(m, flavour.caller);
 }
 
-function routeMatch(m: HttpMatch | undefined): Json {
+function routeMatch(m: HttpMatch | undefined, flavour: RouteFlavour): Json {
   if (!m) return { prefix: '/' };
   const out: Json = {};
   const uri = m.uri;
@@ -102,7 +102,12 @@ function routeMatch(m: HttpMatch | undefined): Json {
   if (m.authority) headers.push(headerMatcher(':authority', m.authority, false));
   if (m.scheme) headers.push(headerMatcher(':scheme', m.scheme, false));
   for (const h of m.headers) headers.push(headerMatcher(h.name, h.match, false));
-  for (const h of m.withoutHeaders) headers.push(headerMatcher(h.name, h.match, true));
+  for (const h of m.withoutHeaders) {
+    // Envoy's inverted matcher fails on a missing header (Istio's withoutHeaders needs the header present);
+    // gRPC's xDS client passes it: the presence check makes a proxyless client agree with the sidecar.
+    if (flavour.proxyless) headers.push({ name: h.name, present_match: true });
+    headers.push(headerMatcher(h.name, h.match, true));
+  }
   if (headers.length > 0) out.headers = headers;
   if (m.queryParams.length > 0) out.query_parameters = m.queryParams.map((q) => ({ name: q.name, string_match: stringMatcher(q.match) }));
   return out;
