@@ -145,6 +145,27 @@ test('headers at destination level: accepted, and checked like the route\'s', ()
   refuses(vs(`    - route: [{ destination: { host: api }, headers: { request: { append: {} } } }]`), 'spec.http[0].route[0].headers.request.append', 'unknown field');
 });
 
+test('headers on a tcp route destination are refused (there are no headers to change)', () => {
+  const tcp = `---
+apiVersion: meshlet.dev/v1
+kind: Service
+metadata: { name: db }
+spec:
+  protocol: tcp
+  port: 5432
+  versions: { v1: { image: db:1, nodes: [node-b] } }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: db }
+spec:
+  hosts: [db]
+  tcp:
+    - route: [{ destination: { host: db }, headers: { request: { set: { x-a: b } } } }]
+`;
+  refuses(tcp, 'spec.tcp[0].route[0].headers', 'header operations apply to http routes only');
+});
+
 test('corsPolicy: every field, the deprecated allowOrigin, and bad values by path', () => {
   accepts(vs(`    - corsPolicy:
         allowOrigins: [{ exact: "https://a.example" }, { prefix: "https://b." }, { regex: ".*\\\\.test" }]

@@ -20,6 +20,10 @@ export function checkHttpRoutes(view: MeshView, add: Add): void {
       if (r.delegate) checkDelegate(vs, r, path, view, add);
       checkProxyless(vs, r, path, hosts, view, add);
     });
+    // Destinations are read alike for both kinds of route; header operations only exist for http.
+    vs.tcp.forEach((r, i) => r.route.forEach((d, j) => {
+      if (d.headers) add(vs, at(at(at(at('spec.tcp', i), 'route'), j), 'headers'), 'header operations apply to http routes only; a tcp route carries no headers');
+    }));
   }
 }
 
