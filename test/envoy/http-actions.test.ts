@@ -55,6 +55,13 @@ spec:
     - match: [{ uri: { prefix: /retry-4xx } }]
       retries: { attempts: 3, retryOn: retriable-4xx }
       route: [${destination('v1')}]
+    - match: [{ uri: { prefix: /host-route } }]
+      headers: { request: { set: { host: route.example } } }
+      route: [${destination('v2')}]
+    - match: [{ uri: { prefix: /host-dest } }]
+      route:
+        - { destination: { host: api, subset: v2 }, weight: 100, headers: { request: { set: { Host: dest.example, x-dest: v2 } } } }
+        - { destination: { host: api, subset: v1 }, weight: 0 }
     - route: [${destination('v1')}]
 `;
 
@@ -128,6 +135,14 @@ test('uriRegexRewrite: the app sees the path rewritten with the capture groups',
   const r = await send(t.port, { path: '/v1/orders/42' });
   assert.equal(r.status, 200);
   assert.equal(t.app('v2').seen.at(-1)!.path, '/api/42/orders');
+});
+
+test('headers setting Host rewrite the authority (as Istio renders it), on the route and on a destination', async () => {
+  await send(t.port, { path: '/host-route', host: 'api' });
+  assert.equal(t.app('v2').seen.at(-1)!.headers.host, 'route.example');
+  await send(t.port, { path: '/host-dest', host: 'api' });
+  assert.equal(t.app('v2').seen.at(-1)!.headers.host, 'dest.example');
+  assert.equal(t.app('v2').seen.at(-1)!.headers['x-dest'], 'v2');
 });
 
 /** 200 requests with one of the two v1 instances answering `status`; the statuses seen. */

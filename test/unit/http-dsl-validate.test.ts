@@ -143,6 +143,10 @@ test('headers at destination level: accepted, and checked like the route\'s', ()
         - { destination: { host: api, subset: v2 }, weight: 50 }`));
   refuses(vs(`    - route: [{ destination: { host: api }, headers: { request: { set: { "bad name": x } } } }]`), 'spec.http[0].route[0].headers.request.set["bad name"]', 'expected a header name');
   refuses(vs(`    - route: [{ destination: { host: api }, headers: { request: { append: {} } } }]`), 'spec.http[0].route[0].headers.request.append', 'unknown field');
+  // Envoy refuses to touch Host in header operations; setting it is Istio's authority rewrite.
+  accepts(vs(`    - headers: { request: { set: { Host: a.example } } }\n      ${ROUTE}`));
+  refuses(vs(`    - headers: { request: { add: { host: a.example } } }\n      ${ROUTE}`), 'spec.http[0].headers.request.add.host', 'the Host header cannot be added');
+  refuses(vs(`    - route: [{ destination: { host: api }, headers: { request: { remove: [Host] } } }]`), 'spec.http[0].route[0].headers.request.remove', 'the Host header cannot be removed');
 });
 
 test('headers on a tcp route destination are refused (there are no headers to change)', () => {

@@ -287,7 +287,18 @@ function readHeaderOps(sink: IssueSink, value: unknown, path: string): HeaderOps
     };
     return { set: kv(o.set, at(p, 'set')), add: kv(o.add, at(p, 'add')), remove: o.remove === undefined ? [] : (readStringList(sink, o.remove, at(p, 'remove'), HEADER_NAME) ?? []).map((s) => s.toLowerCase()).sort() };
   };
-  return { request: side(h.request, at(path, 'request')), response: side(h.response, at(path, 'response')) };
+  const request = side(h.request, at(path, 'request'));
+  const out: HeaderOps = { request, response: side(h.response, at(path, 'response')) };
+  // Envoy refuses to add or remove Host ("host headers may not be modified"); Istio turns a set Host into
+  // an authority rewrite, and so does meshlet. Adding or removing it has no such meaning: refused.
+  if (request.set.host !== undefined) {
+    out.authority = request.set.host;
+    delete request.set.host;
+  }
+  const reqPath = at(path, 'request');
+  if (request.add.host !== undefined) sink.add(at(at(reqPath, 'add'), 'host'), 'the Host header cannot be added (Envoy refuses it); set it to rewrite the authority');
+  if (request.remove.includes('host')) sink.add(at(reqPath, 'remove'), 'the Host header cannot be removed (Envoy refuses it); set it to rewrite the authority');
+  return out;
 }
 
 function readTcpRoute(sink: IssueSink, value: unknown, path: string): TcpRoute | undefined {

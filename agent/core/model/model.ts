@@ -135,6 +135,8 @@ export interface CorsPolicy {
 }
 
 export interface HeaderOps {
+  /** A Host set in `request.set`: an authority rewrite, as Istio renders it. */
+  authority?: string;
   request: { set: Record<string, string>; add: Record<string, string>; remove: string[] };
   response: { set: Record<string, string>; add: Record<string, string>; remove: string[] };
 }

@@ -142,7 +142,9 @@ function routeAction(r: HttpRoute, flavour: RouteFlavour): Json {
   }
   if (r.rewrite?.uri !== undefined) action.prefix_rewrite = r.rewrite.uri;
   if (r.rewrite?.uriRegexRewrite) action.regex_rewrite = { pattern: { regex: r.rewrite.uriRegexRewrite.match }, substitution: r.rewrite.uriRegexRewrite.rewrite };
-  if (r.rewrite?.authority !== undefined) action.host_rewrite_literal = r.rewrite.authority;
+  // Istio's order: rewrite.authority, else a Host set by the route's headers, else by its one destination's.
+  const authority = r.rewrite?.authority ?? r.headers?.authority ?? (r.route.length === 1 ? r.route[0]!.headers?.authority : undefined);
+  if (authority !== undefined) action.host_rewrite_literal = authority;
   return action;
 }
 
@@ -172,7 +174,11 @@ export function weighted(dests: Destination[], withHeaders = false): Json {
   if (dests.length === 1) return { cluster: clusterName(dests[0]!.host, dests[0]!.subset) };
   return {
     weighted_clusters: {
-      clusters: dests.map((d) => ({ name: clusterName(d.host, d.subset), weight: d.weight, ...(withHeaders && d.headers ? headerOps(d.headers) : {}) })),
+      clusters: dests.map((d) => ({
+        name: clusterName(d.host, d.subset), weight: d.weight,
+        ...(withHeaders && d.headers ? headerOps(d.headers) : {}),
+        ...(withHeaders && d.headers?.authority !== undefined ? { host_rewrite_literal: d.headers.authority } : {}),
+      })),
     },
   };
 }
