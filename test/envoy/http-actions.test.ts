@@ -20,6 +20,10 @@ spec:
       route: [${destination('v2')}]
     - match: [{ uri: { prefix: /wo }, withoutHeaders: { x-skip: { exact: "yes" } } }]
       route: [${destination('v2')}]
+    - match: [{ uri: { prefix: /present }, headers: { x-flag: {} } }, { uri: { prefix: /present }, queryParams: { flag: { regex: "*" } } }]
+      route: [${destination('v2')}]
+    - match: [{ uri: { prefix: /absent }, withoutHeaders: { x-flag: {} } }]
+      route: [${destination('v2')}]
     - match: [{ uri: { exact: /Case }, ignoreUriCase: true }]
       route: [${destination('v2')}]
     - match: [{ uri: { prefix: /cors } }]
@@ -188,6 +192,14 @@ test('withoutHeaders: the rule applies when x-skip is sent with another value th
   await expectVersion('v2', { path: '/wo', headers: { 'x-skip': 'no' } });
   await expectVersion('v1', { path: '/wo', headers: { 'x-skip': 'yes' } });
   await expectVersion('v1', { path: '/wo' });
+});
+
+test('presence: headers `{}` and queryParams `regex: "*"` match any value; withoutHeaders `{}` matches only without the header', async () => {
+  await expectVersion('v2', { path: '/present', headers: { 'x-flag': 'anything' } });
+  await expectVersion('v2', { path: '/present?flag=' });
+  await expectVersion('v1', { path: '/present' });
+  await expectVersion('v2', { path: '/absent' });
+  await expectVersion('v1', { path: '/absent', headers: { 'x-flag': '' } });
 });
 
 test('ignoreUriCase: /case, /CASE and /Case match the exact rule; /cases does not', async () => {

@@ -69,6 +69,12 @@ test('matches: every new field written right is accepted', () => {
       ${ROUTE}`));
 });
 
+test('matches: `{}` and `regex: "*"` on a header or query parameter mean "present", as in Istio; not on uri', () => {
+  accepts(vs(`    - match: [{ headers: { x-a: {} }, withoutHeaders: { x-b: { regex: "*" } }, queryParams: { q: {} } }]\n      ${ROUTE}`));
+  refuses(vs(`    - match: [{ uri: {} }]\n      ${ROUTE}`), 'spec.http[0].match[0].uri', 'expected exactly one of exact | prefix | regex, got none');
+  refuses(vs(`    - match: [{ uri: { regex: "*" } }]\n      ${ROUTE}`), 'spec.http[0].match[0].uri.regex', 'RE2');
+});
+
 test('matches: bad values are refused by path', () => {
   const m = (field: string) => vs(`    - match: [{ ${field} }]\n      ${ROUTE}`);
   refuses(m('scheme: { exact: http, prefix: h }'), 'spec.http[0].match[0].scheme', 'expected exactly one of exact | prefix | regex');

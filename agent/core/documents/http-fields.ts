@@ -32,11 +32,15 @@ export function readRegex(sink: IssueSink, value: unknown, path: string): string
   return undefined;
 }
 
-/** `uri`: a route's path match, where Envoy takes an empty prefix (its StringMatcher elsewhere does not). */
-export function readStringMatch(sink: IssueSink, value: unknown, path: string, uri = false): StringMatch | undefined {
+/**
+ * `uri`: a route's path match, where Envoy takes an empty prefix (its StringMatcher elsewhere does not).
+ * `presence`: a header or query parameter, where Istio reads `{}` and `regex: "*"` as "is present".
+ */
+export function readStringMatch(sink: IssueSink, value: unknown, path: string, uri = false, presence = false): StringMatch | undefined {
   const m = readObject(sink, value, path, ['exact', 'prefix', 'regex']);
   if (!m) return undefined;
   const set = (['exact', 'prefix', 'regex'] as const).filter((k) => m[k] !== undefined);
+  if (presence && (set.length === 0 || (set.length === 1 && m.regex === '*'))) return { present: true };
   if (set.length !== 1) {
     sink.add(path, `expected exactly one of exact | prefix | regex, got ${set.length === 0 ? 'none' : set.join(' and ')}`);
     return undefined;

@@ -125,7 +125,7 @@ function readNamedMatches(sink: IssueSink, value: unknown, path: string): { name
   return Object.keys(obj).sort().flatMap((name) => {
     const p = at(path, name);
     if (!HEADER_NAME.pattern.test(name)) { sink.add(p, `expected a header or parameter name, got ${describe(name)}`); return []; }
-    const match = readStringMatch(sink, obj[name], p);
+    const match = readStringMatch(sink, obj[name], p, false, true);
     return match ? [{ name: name.toLowerCase(), match }] : [];
   });
 }

@@ -99,11 +99,14 @@ function matchConflict(root: HttpMatch, leaf: HttpMatch): string | undefined {
   return undefined;
 }
 
-const show = (m: StringMatch) => (m.exact !== undefined ? `exact ${m.exact}` : m.prefix !== undefined ? `prefix ${m.prefix}` : `regex ${m.regex}`);
+const show = (m: StringMatch) => (m.present ? 'present' : m.exact !== undefined ? `exact ${m.exact}` : m.prefix !== undefined ? `prefix ${m.prefix}` : `regex ${m.regex}`);
 
 function stringConflict(root: StringMatch | undefined, leaf: StringMatch | undefined): string | undefined {
   if (!root || !leaf) return undefined;
   const why = () => `${show(leaf)} is not within ${show(root)}`;
+  // "Present" holds for any value: under it anything narrows; it narrows nothing with a value.
+  if (root.present) return undefined;
+  if (leaf.present) return why();
   // A regex cannot be compared with anything: only one side may have it.
   if (root.regex !== undefined || leaf.regex !== undefined) return why();
   if (root.exact !== undefined) return leaf.exact === root.exact ? undefined : why();

@@ -56,6 +56,8 @@ export interface StringMatch {
   exact?: string;
   prefix?: string;
   regex?: string;
+  /** Istio's `{}` (or `regex: "*"`) for a header or query parameter: it is present, whatever its value. */
+  present?: true;
 }
 
 export interface HttpMatch {

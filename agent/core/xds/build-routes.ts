@@ -105,16 +105,18 @@ function routeMatch(m: HttpMatch | undefined, flavour: RouteFlavour): Json {
   for (const h of m.withoutHeaders) {
     // Envoy's inverted matcher fails on a missing header (Istio's withoutHeaders needs the header present);
     // gRPC's xDS client passes it: the presence check makes a proxyless client agree with the sidecar.
-    if (flavour.proxyless) headers.push({ name: h.name, present_match: true });
+    if (flavour.proxyless && !h.match.present) headers.push({ name: h.name, present_match: true });
     headers.push(headerMatcher(h.name, h.match, true));
   }
   if (headers.length > 0) out.headers = headers;
-  if (m.queryParams.length > 0) out.query_parameters = m.queryParams.map((q) => ({ name: q.name, string_match: stringMatcher(q.match) }));
+  if (m.queryParams.length > 0) out.query_parameters = m.queryParams.map((q) => (q.match.present ? { name: q.name, present_match: true } : { name: q.name, string_match: stringMatcher(q.match) }));
   return out;
 }
 
+/** Inverted presence (withoutHeaders `{}`): Envoy and gRPC both match a request without the header. */
 function headerMatcher(name: string, match: StringMatch, invert: boolean): Json {
-  return { name, string_match: stringMatcher(match), ...(invert ? { invert_match: true } : {}) };
+  const spec = match.present ? { present_match: true } : { string_match: stringMatcher(match) };
+  return { name, ...spec, ...(invert ? { invert_match: true } : {}) };
 }
 
 function stringMatcher(m: StringMatch): Json {
