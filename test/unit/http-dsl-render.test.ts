@@ -82,6 +82,10 @@ test('redirects, direct responses, rewrite, CORS, retries and delegation become 
   assert.equal(retry.retry_on, '5xx,gateway-error,reset,connect-failure,retriable-4xx,refused-stream,cancelled,deadline-exceeded,internal,resource-exhausted,unavailable,retriable-status-codes');
   assert.deepEqual(retry.retriable_status_codes, [503]);
   assert.equal(retry.retry_priority.typed_config.update_frequency, 4);
+  assert.equal(retry.retry_host_predicate[0].name, 'envoy.retry_host_predicates.previous_hosts');
+  const same = byPrefix(s, '/retry-same-host').route.retry_policy;
+  assert.equal(same.retry_host_predicate, undefined, 'retryIgnorePreviousHosts: false');
+  assert.deepEqual(same.retry_back_off, { base_interval: '0.1s' });
   // The delegate's two rules replace the delegating one, each under its match, with its timeout.
   const team = routesOf(s).filter((r) => r.name?.startsWith('team'));
   assert.deepEqual(team.map((r) => [r.name, r.match.prefix, r.match.headers, r.route.cluster, r.route.timeout]), [

@@ -207,6 +207,9 @@ test('retries: retryOn conditions Istio knows and status codes; retryRemoteLocal
   refuses(vs(`    - retries: { attempts: 2, retryOn: "5xx,on-failure,99" }\n      ${ROUTE}`), 'spec.http[0].retries.retryOn', 'expected retry conditions from 5xx', 'got the string "on-failure", the string "99"');
   refuses(vs(`    - retries: { attempts: 2, retryOn: 5 }\n      ${ROUTE}`), 'spec.http[0].retries.retryOn', 'expected a comma-separated list');
   refuses(vs(`    - retries: { attempts: 2, retryRemoteLocalities: 1 }\n      ${ROUTE}`), 'spec.http[0].retries.retryRemoteLocalities', 'expected true or false');
+  accepts(vs(`    - retries: { attempts: 2, retryIgnorePreviousHosts: false, backoff: 50ms }\n      ${ROUTE}`));
+  refuses(vs(`    - retries: { attempts: 2, retryIgnorePreviousHosts: "no" }\n      ${ROUTE}`), 'spec.http[0].retries.retryIgnorePreviousHosts', 'expected true or false');
+  refuses(vs(`    - retries: { attempts: 2, backoff: 0s }\n      ${ROUTE}`), 'spec.http[0].retries.backoff', 'expected a duration from 1ms');
 });
 
 test('delegate: accepted when the delegate exists, has no hosts and narrows the match; refused by path otherwise', () => {

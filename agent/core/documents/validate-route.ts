@@ -170,10 +170,7 @@ function readDestination(sink: IssueSink, value: unknown, path: string): { host:
 }
 
 function readRetries(sink: IssueSink, value: unknown, path: string): HttpRoute['retries'] {
-  const r = readObject(sink, value, path, ['attempts', 'perTryTimeout', 'retryOn', 'retryRemoteLocalities'], {
-    retryIgnorePreviousHosts: NOT_SUPPORTED('retryIgnorePreviousHosts'),
-    backoff: NOT_SUPPORTED('backoff'),
-  });
+  const r = readObject(sink, value, path, ['attempts', 'perTryTimeout', 'retryOn', 'retryRemoteLocalities', 'retryIgnorePreviousHosts', 'backoff']);
   if (!r) return undefined;
   const attempts = readInt(sink, r.attempts, at(path, 'attempts'), 0, 100, 'a number of attempts');
   const out: NonNullable<HttpRoute['retries']> = { attempts: attempts ?? 0 };
@@ -183,6 +180,12 @@ function readRetries(sink: IssueSink, value: unknown, path: string): HttpRoute['
     if (typeof r.retryRemoteLocalities !== 'boolean') sink.add(at(path, 'retryRemoteLocalities'), `expected true or false, got ${describe(r.retryRemoteLocalities)}`);
     else out.retryRemoteLocalities = r.retryRemoteLocalities;
   }
+  if (r.retryIgnorePreviousHosts !== undefined) {
+    if (typeof r.retryIgnorePreviousHosts !== 'boolean') sink.add(at(path, 'retryIgnorePreviousHosts'), `expected true or false, got ${describe(r.retryIgnorePreviousHosts)}`);
+    else out.retryIgnorePreviousHosts = r.retryIgnorePreviousHosts;
+  }
+  // Envoy's retry_back_off.base_interval must be above 0.
+  if (r.backoff !== undefined) out.backoffMs = readDuration(sink, r.backoff, at(path, 'backoff'), 1);
   return out;
 }
 

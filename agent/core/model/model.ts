@@ -104,7 +104,16 @@ export interface HttpRoute {
   /** Another VirtualService (without hosts) whose http rules are merged under this rule's match. */
   delegate?: { name: string; namespace?: string };
   timeoutMs?: number;
-  retries?: { attempts: number; perTryTimeoutMs?: number; retryOn?: string; retryRemoteLocalities?: boolean };
+  retries?: {
+    attempts: number;
+    perTryTimeoutMs?: number;
+    retryOn?: string;
+    retryRemoteLocalities?: boolean;
+    /** Istio's default true: a retry picks a host not tried yet. */
+    retryIgnorePreviousHosts?: boolean;
+    /** The base interval between retries (Envoy's default is 25 ms). */
+    backoffMs?: number;
+  };
   fault?: {
     delay?: { fixedDelayMs: number; percent: Percent };
     abort?: { httpStatus?: number; grpcStatus?: string; percent: Percent };

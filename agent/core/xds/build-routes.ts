@@ -128,7 +128,7 @@ function stringMatcher(m: StringMatch): Json {
 function routeAction(r: HttpRoute, flavour: RouteFlavour): Json {
   const action: Json = { ...weighted(r.route, !flavour.proxyless), timeout: envoyDuration(r.timeoutMs ?? 0) };
   const retry = retryPolicy(r);
-  if (retry) action.retry_policy = withHostPredicate(retry, flavour);
+  if (retry) action.retry_policy = r.retries?.retryIgnorePreviousHosts === false ? retry : withHostPredicate(retry, flavour);
   // Istio's retryRemoteLocalities: each retry prefers a priority (locality) not tried yet.
   if (retry && r.retries?.retryRemoteLocalities && !flavour.proxyless) {
     action.retry_policy = {
@@ -196,6 +196,7 @@ function retryPolicy(r: HttpRoute): Json | undefined {
     retry_on: on.join(','),
     num_retries: r.retries.attempts,
     ...(r.retries.perTryTimeoutMs !== undefined ? { per_try_timeout: envoyDuration(r.retries.perTryTimeoutMs) } : {}),
+    ...(r.retries.backoffMs !== undefined ? { retry_back_off: { base_interval: envoyDuration(r.retries.backoffMs) } } : {}),
     ...(codes.length > 0 ? { retriable_status_codes: codes } : r.retries.retryOn === undefined ? { retriable_status_codes: [503] } : {}),
   };
 }
