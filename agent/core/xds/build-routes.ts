@@ -1,7 +1,7 @@
 // Translates a VirtualService (or its absence) into an Envoy RouteConfiguration for one upstream service.
-import type { CorsPolicy, Destination, HeaderOps, HttpMatch, HttpRoute, Redirect, StringMatch, VirtualService } from '../model/model.js';
+import type { Destination, HeaderOps, HttpMatch, HttpRoute, StringMatch, VirtualService } from '../model/model.js';
 import { GRPC_STATUS_NAMES } from '../documents/validate-route.js';
-import { REDIRECT_CODES } from '../documents/validate-http-actions.js';
+import { corsConfig, directResponse, redirectAction, stringMatcher } from './build-route-actions.js';
 import type { Caller } from './source-labels.js';
 import { matchesCaller } from './source-labels.js';
 import { envoyDuration } from '../documents/duration.js';
@@ -73,7 +73,7 @@ function toEnvoyRoutes(r: HttpRoute, flavour: RouteFlavour): Json[] {
   if (flavour.proxyless && (r.redirect || r.directResponse)) return [];
   const matches = r.match.length > 0 ? r.match.filter((m) => applies(m, flavour)) : [undefined];
   if (matches.length === 0) return [];
-  const action = r.redirect ? { redirect: redirectAction(r.redirect, flavour) } : r.directResponse ? { direct_response: directResponse(r.directResponse) } : { route: routeAction(r, flavour) };
+  const action = r.redirect ? { redirect: redirectAction(r.redirect, flavour.listenerPort) } : r.directResponse ? { direct_response: directResponse(r.directResponse) } : { route: routeAction(r, flavour) };
   const extras = routeExtras(r, flavour);
   return matches.map((m) => {
     const name = [r.name, m?.name].filter((n) => n).join('.');
@@ -119,12 +119,6 @@ function headerMatcher(name: string, match: StringMatch, invert: boolean): Json 
   return { name, ...spec, ...(invert ? { invert_match: true } : {}) };
 }
 
-function stringMatcher(m: StringMatch): Json {
-  if (m.exact !== undefined) return { exact: m.exact };
-  if (m.prefix !== undefined) return { prefix: m.prefix };
-  return { safe_regex: { regex: m.regex } };
-}
-
 function routeAction(r: HttpRoute, flavour: RouteFlavour): Json {
   const action: Json = { ...weighted(r.route, !flavour.proxyless), timeout: envoyDuration(r.timeoutMs ?? 0) };
   const retry = retryPolicy(r);
@@ -148,23 +142,6 @@ function routeAction(r: HttpRoute, flavour: RouteFlavour): Json {
   const authority = r.rewrite?.authority ?? r.headers?.authority ?? (r.route.length === 1 ? r.route[0]!.headers?.authority : undefined);
   if (authority !== undefined) action.host_rewrite_literal = authority;
   return action;
-}
-
-function redirectAction(r: Redirect, flavour: RouteFlavour): Json {
-  const out: Json = {};
-  if (r.scheme !== undefined) out.scheme_redirect = r.scheme;
-  if (r.authority !== undefined) out.host_redirect = r.authority;
-  // FROM_REQUEST_PORT: Envoy cannot read the port per request, but the routes are built per listener (as Istio does).
-  const port = r.port ?? (r.derivePort === 'FROM_REQUEST_PORT' ? flavour.listenerPort : undefined);
-  if (port !== undefined) out.port_redirect = port;
-  if (r.uri !== undefined) out.path_redirect = r.uri;
-  if (r.redirectCode !== 301) out.response_code = REDIRECT_CODES[r.redirectCode];
-  return out;
-}
-
-function directResponse(d: NonNullable<HttpRoute['directResponse']>): Json {
-  if (!d.body) return { status: d.status };
-  return { status: d.status, body: 'string' in d.body ? { inline_string: d.body.string } : { inline_bytes: d.body.bytes } };
 }
 
 /**
@@ -221,19 +198,6 @@ function mergeHeaderOps(a: HeaderOps | undefined, b: HeaderOps): HeaderOps {
     set: { ...x.set, ...y.set }, add: { ...x.add, ...y.add }, remove: [...new Set([...x.remove, ...y.remove])].sort(),
   });
   return { request: side(a.request, b.request), response: side(a.response, b.response) };
-}
-
-function corsConfig(c: CorsPolicy): Json {
-  const out: Json = { '@type': TYPE.corsPolicy };
-  if (c.allowOrigins.length > 0) out.allow_origin_string_match = c.allowOrigins.map(stringMatcher);
-  if (c.allowMethods.length > 0) out.allow_methods = c.allowMethods.join(',');
-  if (c.allowHeaders.length > 0) out.allow_headers = c.allowHeaders.join(',');
-  if (c.exposeHeaders.length > 0) out.expose_headers = c.exposeHeaders.join(',');
-  if (c.maxAgeMs !== undefined) out.max_age = String(c.maxAgeMs / 1000);
-  if (c.allowCredentials !== undefined) out.allow_credentials = c.allowCredentials;
-  // Envoy forwards a preflight from an origin no policy allows unless told otherwise (Istio's FORWARD).
-  if (c.unmatchedPreflights === 'IGNORE') out.forward_not_matching_preflights = false;
-  return out;
 }
 
 function faultConfig(f: NonNullable<HttpRoute['fault']>): Json {
