@@ -24,6 +24,8 @@ process.chdir(ROOT);
 const RENDERS: { name: string; files: string[]; instances?: string; nodes: string[] }[] = [
   { name: 'bookinfo', files: ['fixtures/bookinfo/services.yaml', 'fixtures/bookinfo/routes.yaml'], instances: 'fixtures/bookinfo/instances.yaml', nodes: ['node-a', 'node-b', 'node-c'] },
   { name: 'local', files: ['fixtures/local/mesh.yaml'], nodes: ['local'] },
+  // Every http match and route action of issue 14 (redirects, direct responses, CORS, delegation, ...).
+  { name: 'http-dsl', files: ['fixtures/http-dsl/mesh.yaml'], instances: 'fixtures/http-dsl/instances.yaml', nodes: ['node-a'] },
 ];
 
 interface Rendered {

@@ -22,8 +22,21 @@ function loadRe2(): { RE2: Re2Ctor; WrappedRE2: WrappedCtor } {
 /** Longer patterns are refused unread: Envoy refuses any RE2 program over 100 instructions, and re2-wasm's fixed 16 MiB heap aborts on about 400 kB. */
 export const MAX_REGEX_LENGTH = 16 * 1024;
 
+// Each render checks every route regex again (validation and the strict Envoy check): a compile in WebAssembly
+// costs ~0.1 ms, so the verdicts are kept, up to a bound (a map cleared when full is enough: patterns repeat).
+const verdicts = new Map<string, string | undefined>();
+const MAX_VERDICTS = 4096;
+
 /** Why Envoy's RE2 refuses `pattern`; undefined when it compiles. */
 export function re2SyntaxError(pattern: string): string | undefined {
+  if (verdicts.has(pattern)) return verdicts.get(pattern);
+  const why = compileError(pattern);
+  if (verdicts.size >= MAX_VERDICTS) verdicts.clear();
+  verdicts.set(pattern, why);
+  return why;
+}
+
+function compileError(pattern: string): string | undefined {
   const escape = jsOnlyEscape(pattern);
   if (escape) return escape;
   if (pattern.length > MAX_REGEX_LENGTH) return `at most ${MAX_REGEX_LENGTH} characters, got ${pattern.length}`;

@@ -8,6 +8,7 @@ import { suggestion } from './did-you-mean.js';
 import type { Refused } from './draft.js';
 import { UNREAD } from './draft.js';
 import { MeshView } from './mesh-view.js';
+import { checkHttpRoutes } from './check-http-routes.js';
 
 export interface MeshOptions {
   /** The agent's xDS port, which no app or proxy port may take. */
@@ -37,6 +38,7 @@ export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly
     });
     checkRoute(vs, view, add);
   }
+  checkHttpRoutes(view, add);
   const ruleOf = new Map<string, string>();
   for (const dr of view.rules) {
     if (dr.host === UNREAD) continue;

@@ -4,25 +4,13 @@ import type { Destination, HeaderOps, HttpMatch, HttpRoute, StringMatch, TcpRout
 import { SERVICE_NAME, SUBSET_NAME } from '../model/model.js';
 import type { Obj } from './reader.js';
 import { at, describe, readDuration, readInt, readList, readMapping, readNumber, readObject, readString, readStringList } from './reader.js';
-import { re2SyntaxError } from './re2-syntax.js';
 import type { Draft } from './draft.js';
 import { UNREAD } from './draft.js';
+import { HEADER_NAME, NOT_SUPPORTED, readHeaderValue, readStringMatch } from './http-fields.js';
+import { readCorsPolicy, readDirectResponse, readNamespace, readRedirect, readRetryOn, readRewrite, readSourceLabels } from './validate-http-actions.js';
 
-const NOT_SUPPORTED = (what: string, why = '') => `${what} is not supported${why ? ` (${why})` : ''}`;
 const HOST = { pattern: SERVICE_NAME, expected: 'the name of a meshlet Service (a DNS label)' };
 const SUBSET = { pattern: SUBSET_NAME, expected: 'a subset name (lower-case letters, digits, ".", "_" and "-")' };
-// RFC 7230 token. Envoy's own rule (no NUL, CR, LF) is looser, but a name outside it cannot be sent on HTTP/1.
-const HEADER_NAME = { pattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, expected: 'a header name (letters, digits and !#$%&\'*+.^_`|~-)' };
-// Envoy refuses a header value (and prefix_rewrite, host_rewrite_literal) holding NUL, CR or LF.
-const HEADER_VALUE = { pattern: /^[^\0\r\n]*$/, expected: 'a header value (no NUL, CR or LF)' };
-const MAX_HEADER_BYTES = 16384; // Envoy's HeaderValue.value max_bytes
-
-function readHeaderValue(sink: IssueSink, value: unknown, path: string): string | undefined {
-  const s = readString(sink, value, path, HEADER_VALUE);
-  if (s === undefined || Buffer.byteLength(s) <= MAX_HEADER_BYTES) return s;
-  sink.add(path, `expected at most ${MAX_HEADER_BYTES} bytes, got ${Buffer.byteLength(s)}`);
-  return undefined;
-}
 
 /** The VirtualService as far as it could be read; the caller accepts it only if no issue was added. */
 export function validateVirtualService(sink: IssueSink, body: Obj, name: string | undefined): Draft<VirtualService> | undefined {
@@ -31,7 +19,8 @@ export function validateVirtualService(sink: IssueSink, body: Obj, name: string 
     tls: NOT_SUPPORTED('tls routing', 'meshlet sidecars route plain HTTP and TCP'),
   });
   if (!spec) return undefined;
-  const hosts = readStringList(sink, spec.hosts, 'spec.hosts', HOST, 1);
+  // A VirtualService without hosts is a delegate: only another one's `delegate` rule uses its routes.
+  const hosts = spec.hosts === undefined ? [] : readStringList(sink, spec.hosts, 'spec.hosts', HOST, 1);
   if (spec.gateways !== undefined) {
     const gw = readStringList(sink, spec.gateways, 'spec.gateways');
     if (gw && gw.some((g) => g !== 'mesh')) sink.add('spec.gateways', NOT_SUPPORTED('gateways other than "mesh"'));
@@ -60,48 +49,55 @@ export function readExportTo(sink: IssueSink, value: unknown, path: string): voi
 function readHttpRoute(sink: IssueSink, value: unknown, path: string): HttpRoute | undefined {
   const r = readObject(
     sink, value, path,
-    ['name', 'match', 'route', 'timeout', 'retries', 'fault', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'rewrite', 'headers'],
-    {
-      redirect: NOT_SUPPORTED('redirect'),
-      directResponse: NOT_SUPPORTED('directResponse'),
-      delegate: NOT_SUPPORTED('delegate'),
-      corsPolicy: NOT_SUPPORTED('corsPolicy'),
-    },
+    ['name', 'match', 'route', 'redirect', 'directResponse', 'delegate', 'timeout', 'retries', 'fault', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'rewrite', 'headers', 'corsPolicy'],
   );
   if (!r) return undefined;
   const route: HttpRoute = { match: [], route: [], mirrors: [] };
   if (r.name !== undefined) route.name = readString(sink, r.name, at(path, 'name'));
   if (r.match !== undefined) route.match = (readList(sink, r.match, at(path, 'match')) ?? []).map((m, i) => readMatch(sink, m, at(at(path, 'match'), i))).filter((m): m is HttpMatch => !!m);
-  route.route = readDestinations(sink, r.route, at(path, 'route'));
+  // Exactly one action, as Istio's validation has it.
+  const actions = (['route', 'redirect', 'directResponse', 'delegate'] as const).filter((k) => r[k] !== undefined);
+  if (actions.length === 0) sink.add(path, 'expected one of route | redirect | directResponse | delegate, got none');
+  if (actions.length > 1) sink.add(path, `expected one of route | redirect | directResponse | delegate, got ${actions.join(' and ')}`);
+  if (r.route !== undefined) route.route = readDestinations(sink, r.route, at(path, 'route'));
+  if (r.redirect !== undefined) route.redirect = readRedirect(sink, r.redirect, at(path, 'redirect'));
+  if (r.directResponse !== undefined) route.directResponse = readDirectResponse(sink, r.directResponse, at(path, 'directResponse'));
+  if (r.delegate !== undefined) route.delegate = readDelegate(sink, r.delegate, at(path, 'delegate'));
+  // Envoy answers a redirect or direct response itself: nothing goes upstream, so these could not apply.
+  const answered = r.redirect !== undefined ? 'redirect' : r.directResponse !== undefined ? 'directResponse' : undefined;
+  if (answered) {
+    for (const k of ['timeout', 'retries', 'fault', 'mirror', 'mirrors', 'rewrite'] as const) {
+      if (r[k] !== undefined) sink.add(at(path, k), `has no effect with ${answered} (nothing is sent upstream); leave it out`);
+    }
+  }
   if (r.timeout !== undefined) route.timeoutMs = readDuration(sink, r.timeout, at(path, 'timeout'));
   if (r.retries !== undefined) route.retries = readRetries(sink, r.retries, at(path, 'retries'));
   if (r.fault !== undefined) route.fault = readFault(sink, r.fault, at(path, 'fault'));
   route.mirrors = readMirrors(sink, r, path);
-  if (r.rewrite !== undefined) {
-    const rw = readObject(sink, r.rewrite, at(path, 'rewrite'), ['uri', 'authority'], { uriRegexRewrite: NOT_SUPPORTED('uriRegexRewrite') });
-    if (rw) {
-      route.rewrite = {};
-      if (rw.uri !== undefined) route.rewrite.uri = readHeaderValue(sink, rw.uri, at(at(path, 'rewrite'), 'uri'));
-      if (rw.authority !== undefined) route.rewrite.authority = readHeaderValue(sink, rw.authority, at(at(path, 'rewrite'), 'authority'));
-    }
-  }
+  if (r.rewrite !== undefined) route.rewrite = readRewrite(sink, r.rewrite, at(path, 'rewrite'));
   if (r.headers !== undefined) route.headers = readHeaderOps(sink, r.headers, at(path, 'headers'));
+  if (r.corsPolicy !== undefined) route.corsPolicy = readCorsPolicy(sink, r.corsPolicy, at(path, 'corsPolicy'));
   return route;
 }
 
+function readDelegate(sink: IssueSink, value: unknown, path: string): HttpRoute['delegate'] {
+  const d = readObject(sink, value, path, ['name', 'namespace']);
+  if (!d) return undefined;
+  const name = readString(sink, d.name, at(path, 'name'), { pattern: SERVICE_NAME, expected: 'the name of a VirtualService' });
+  const namespace = d.namespace === undefined ? undefined : readNamespace(sink, d.namespace, at(path, 'namespace'));
+  return name === undefined ? undefined : { name, ...(namespace !== undefined ? { namespace } : {}) };
+}
+
 function readMatch(sink: IssueSink, value: unknown, path: string): HttpMatch | undefined {
-  const m = readObject(sink, value, path, ['name', 'uri', 'method', 'authority', 'headers', 'withoutHeaders', 'queryParams', 'ignoreUriCase'], {
-    scheme: NOT_SUPPORTED('matching on scheme'),
-    port: NOT_SUPPORTED('matching on port', 'a meshlet Service has one port'),
-    sourceLabels: NOT_SUPPORTED('sourceLabels'),
-    sourceNamespace: NOT_SUPPORTED('sourceNamespace'),
-    gateways: NOT_SUPPORTED('gateways'),
-    statPrefix: NOT_SUPPORTED('statPrefix'),
-  });
+  const m = readObject(
+    sink, value, path,
+    ['name', 'uri', 'scheme', 'method', 'authority', 'headers', 'withoutHeaders', 'queryParams', 'ignoreUriCase', 'port', 'sourceLabels', 'sourceNamespace', 'gateways', 'statPrefix'],
+  );
   if (!m) return undefined;
   const out: HttpMatch = { headers: [], withoutHeaders: [], queryParams: [], ignoreUriCase: false };
-  if (m.name !== undefined) readString(sink, m.name, at(path, 'name'));
+  if (m.name !== undefined) out.name = readString(sink, m.name, at(path, 'name'));
   if (m.uri !== undefined) out.uri = readStringMatch(sink, m.uri, at(path, 'uri'), true);
+  if (m.scheme !== undefined) out.scheme = readStringMatch(sink, m.scheme, at(path, 'scheme'));
   if (m.method !== undefined) out.method = readStringMatch(sink, m.method, at(path, 'method'));
   if (m.authority !== undefined) out.authority = readStringMatch(sink, m.authority, at(path, 'authority'));
   out.headers = readNamedMatches(sink, m.headers, at(path, 'headers'));
@@ -111,6 +107,14 @@ function readMatch(sink: IssueSink, value: unknown, path: string): HttpMatch | u
     if (typeof m.ignoreUriCase !== 'boolean') sink.add(at(path, 'ignoreUriCase'), `expected true or false, got ${describe(m.ignoreUriCase)}`);
     else out.ignoreUriCase = m.ignoreUriCase;
   }
+  if (m.port !== undefined) out.port = readInt(sink, m.port, at(path, 'port'), 1, 65535, 'a port');
+  if (m.sourceLabels !== undefined) out.sourceLabels = readSourceLabels(sink, m.sourceLabels, at(path, 'sourceLabels'));
+  if (m.sourceNamespace !== undefined) out.sourceNamespace = readNamespace(sink, m.sourceNamespace, at(path, 'sourceNamespace'));
+  if (m.gateways !== undefined) {
+    const gw = readStringList(sink, m.gateways, at(path, 'gateways'));
+    if (gw && gw.some((g) => g !== 'mesh')) sink.add(at(path, 'gateways'), NOT_SUPPORTED('gateways other than "mesh"', 'meshlet has no gateways'));
+  }
+  if (m.statPrefix !== undefined) out.statPrefix = readString(sink, m.statPrefix, at(path, 'statPrefix'), { pattern: /^[^\0\r\n]+$/, expected: 'a stats prefix' });
   return out;
 }
 
@@ -121,35 +125,9 @@ function readNamedMatches(sink: IssueSink, value: unknown, path: string): { name
   return Object.keys(obj).sort().flatMap((name) => {
     const p = at(path, name);
     if (!HEADER_NAME.pattern.test(name)) { sink.add(p, `expected a header or parameter name, got ${describe(name)}`); return []; }
-    const match = readStringMatch(sink, obj[name], p);
+    const match = readStringMatch(sink, obj[name], p, false, true);
     return match ? [{ name: name.toLowerCase(), match }] : [];
   });
-}
-
-/** `uri`: a route's path match, where Envoy takes an empty prefix (its StringMatcher elsewhere does not). */
-function readStringMatch(sink: IssueSink, value: unknown, path: string, uri = false): StringMatch | undefined {
-  const m = readObject(sink, value, path, ['exact', 'prefix', 'regex']);
-  if (!m) return undefined;
-  const set = (['exact', 'prefix', 'regex'] as const).filter((k) => m[k] !== undefined);
-  if (set.length !== 1) {
-    sink.add(path, `expected exactly one of exact | prefix | regex, got ${set.length === 0 ? 'none' : set.join(' and ')}`);
-    return undefined;
-  }
-  const kind = set[0]!;
-  const text = readString(sink, m[kind], at(path, kind));
-  if (text === undefined) return undefined;
-  if (text === '' && (kind === 'regex' || (kind === 'prefix' && !uri))) {
-    sink.add(at(path, kind), `expected a non-empty ${kind}${kind === 'prefix' ? ' (to match any value, leave the match out)' : ''}`);
-    return undefined;
-  }
-  if (kind === 'regex') {
-    const re2 = re2SyntaxError(text);
-    if (re2) {
-      sink.add(at(path, 'regex'), `expected a regular expression (RE2 syntax), got ${describe(text)}: ${re2}`);
-      return undefined;
-    }
-  }
-  return { [kind]: text };
 }
 
 /**
@@ -162,13 +140,14 @@ function readDestinations(sink: IssueSink, value: unknown, path: string): Destin
   let complete = true;
   const dests = list.map((item, i): Destination => {
     const p = at(path, i);
-    const d = readObject(sink, item, p, ['destination', 'weight'], { headers: NOT_SUPPORTED('per-destination headers', 'use the route\'s headers') });
+    const d = readObject(sink, item, p, ['destination', 'weight', 'headers']);
     if (!d) { complete = false; return { host: UNREAD, weight: 0 }; }
     const dest = readDestination(sink, d.destination, at(p, 'destination'));
     const weight = d.weight === undefined ? (list.length === 1 ? 100 : undefined) : readInt(sink, d.weight, at(p, 'weight'), 0, 100, 'a weight');
     if (d.weight === undefined && list.length > 1) sink.add(at(p, 'weight'), 'expected a weight: a route with several destinations needs one on each');
     if (!dest || weight === undefined) complete = false;
-    return { ...(dest ?? { host: UNREAD }), weight: weight ?? 0 };
+    const headers = d.headers === undefined ? undefined : readHeaderOps(sink, d.headers, at(p, 'headers'));
+    return { ...(dest ?? { host: UNREAD }), weight: weight ?? 0, ...(headers ? { headers } : {}) };
   });
   if (!complete) return dests;
   const sum = dests.reduce((s, d) => s + d.weight, 0);
@@ -191,16 +170,22 @@ function readDestination(sink: IssueSink, value: unknown, path: string): { host:
 }
 
 function readRetries(sink: IssueSink, value: unknown, path: string): HttpRoute['retries'] {
-  const r = readObject(sink, value, path, ['attempts', 'perTryTimeout', 'retryOn'], {
-    retryRemoteLocalities: NOT_SUPPORTED('retryRemoteLocalities'),
-    retryIgnorePreviousHosts: NOT_SUPPORTED('retryIgnorePreviousHosts'),
-    backoff: NOT_SUPPORTED('backoff'),
-  });
+  const r = readObject(sink, value, path, ['attempts', 'perTryTimeout', 'retryOn', 'retryRemoteLocalities', 'retryIgnorePreviousHosts', 'backoff']);
   if (!r) return undefined;
   const attempts = readInt(sink, r.attempts, at(path, 'attempts'), 0, 100, 'a number of attempts');
   const out: NonNullable<HttpRoute['retries']> = { attempts: attempts ?? 0 };
   if (r.perTryTimeout !== undefined) out.perTryTimeoutMs = readDuration(sink, r.perTryTimeout, at(path, 'perTryTimeout'), 1);
-  if (r.retryOn !== undefined) out.retryOn = readString(sink, r.retryOn, at(path, 'retryOn'), { pattern: /^[a-z0-9-]+(,[a-z0-9-]+)*$/, expected: 'a comma-separated list of retry conditions such as "5xx,connect-failure"' });
+  if (r.retryOn !== undefined) out.retryOn = readRetryOn(sink, r.retryOn, at(path, 'retryOn'));
+  if (r.retryRemoteLocalities !== undefined) {
+    if (typeof r.retryRemoteLocalities !== 'boolean') sink.add(at(path, 'retryRemoteLocalities'), `expected true or false, got ${describe(r.retryRemoteLocalities)}`);
+    else out.retryRemoteLocalities = r.retryRemoteLocalities;
+  }
+  if (r.retryIgnorePreviousHosts !== undefined) {
+    if (typeof r.retryIgnorePreviousHosts !== 'boolean') sink.add(at(path, 'retryIgnorePreviousHosts'), `expected true or false, got ${describe(r.retryIgnorePreviousHosts)}`);
+    else out.retryIgnorePreviousHosts = r.retryIgnorePreviousHosts;
+  }
+  // Envoy's retry_back_off.base_interval must be above 0.
+  if (r.backoff !== undefined) out.backoffMs = readDuration(sink, r.backoff, at(path, 'backoff'), 1);
   return out;
 }
 
@@ -305,7 +290,18 @@ function readHeaderOps(sink: IssueSink, value: unknown, path: string): HeaderOps
     };
     return { set: kv(o.set, at(p, 'set')), add: kv(o.add, at(p, 'add')), remove: o.remove === undefined ? [] : (readStringList(sink, o.remove, at(p, 'remove'), HEADER_NAME) ?? []).map((s) => s.toLowerCase()).sort() };
   };
-  return { request: side(h.request, at(path, 'request')), response: side(h.response, at(path, 'response')) };
+  const request = side(h.request, at(path, 'request'));
+  const out: HeaderOps = { request, response: side(h.response, at(path, 'response')) };
+  // Envoy refuses to add or remove Host ("host headers may not be modified"); Istio turns a set Host into
+  // an authority rewrite, and so does meshlet. Adding or removing it has no such meaning: refused.
+  if (request.set.host !== undefined) {
+    out.authority = request.set.host;
+    delete request.set.host;
+  }
+  const reqPath = at(path, 'request');
+  if (request.add.host !== undefined) sink.add(at(at(reqPath, 'add'), 'host'), 'the Host header cannot be added (Envoy refuses it); set it to rewrite the authority');
+  if (request.remove.includes('host')) sink.add(at(reqPath, 'remove'), 'the Host header cannot be removed (Envoy refuses it); set it to rewrite the authority');
+  return out;
 }
 
 function readTcpRoute(sink: IssueSink, value: unknown, path: string): TcpRoute | undefined {

@@ -56,16 +56,29 @@ export interface StringMatch {
   exact?: string;
   prefix?: string;
   regex?: string;
+  /** Istio's `{}` (or `regex: "*"`) for a header or query parameter: it is present, whatever its value. */
+  present?: true;
 }
 
 export interface HttpMatch {
+  /** Istio's match name: the Envoy route is named `<route>.<match>`. */
+  name?: string;
   uri?: StringMatch;
+  scheme?: StringMatch;
   method?: StringMatch;
   authority?: StringMatch;
   headers: { name: string; match: StringMatch }[];
   withoutHeaders: { name: string; match: StringMatch }[];
   queryParams: { name: string; match: StringMatch }[];
   ignoreUriCase: boolean;
+  /** The destination Service's port; validation refuses any other (a meshlet Service has one port). */
+  port?: number;
+  /** Labels of the caller (`app`, `version`): the rule is rendered only into the sidecars that carry them. */
+  sourceLabels?: Record<string, string>;
+  /** The caller Service's namespace. */
+  sourceNamespace?: string;
+  /** Envoy's route stat_prefix. */
+  statPrefix?: string;
 }
 
 export interface Destination {
@@ -74,6 +87,8 @@ export interface Destination {
   /** Istio's `destination.port.number`; must be the Service's port when given. */
   port?: number;
   weight: number;
+  /** Header operations applied only when this destination is picked. */
+  headers?: HeaderOps;
 }
 
 /** A fractional percentage 0–100 as Istio writes it (`percentage.value` or the older integer `percent`). */
@@ -82,19 +97,57 @@ export type Percent = number;
 export interface HttpRoute {
   name?: string;
   match: HttpMatch[];
+  /** Empty when the rule redirects, answers directly or delegates. */
   route: Destination[];
+  redirect?: Redirect;
+  directResponse?: { status: number; body?: { string: string } | { bytes: string } };
+  /** Another VirtualService (without hosts) whose http rules are merged under this rule's match. */
+  delegate?: { name: string; namespace?: string };
   timeoutMs?: number;
-  retries?: { attempts: number; perTryTimeoutMs?: number; retryOn?: string };
+  retries?: {
+    attempts: number;
+    perTryTimeoutMs?: number;
+    retryOn?: string;
+    retryRemoteLocalities?: boolean;
+    /** Istio's default true: a retry picks a host not tried yet. */
+    retryIgnorePreviousHosts?: boolean;
+    /** The base interval between retries (Envoy's default is 25 ms). */
+    backoffMs?: number;
+  };
   fault?: {
     delay?: { fixedDelayMs: number; percent: Percent };
     abort?: { httpStatus?: number; grpcStatus?: string; percent: Percent };
   };
   mirrors: { host: string; subset?: string; percent: Percent }[];
-  rewrite?: { uri?: string; authority?: string };
+  rewrite?: { uri?: string; authority?: string; uriRegexRewrite?: { match: string; rewrite: string } };
   headers?: HeaderOps;
+  corsPolicy?: CorsPolicy;
+}
+
+export interface Redirect {
+  uri?: string;
+  authority?: string;
+  scheme?: string;
+  port?: number;
+  derivePort?: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT';
+  /** 301 unless written. */
+  redirectCode: number;
+}
+
+export interface CorsPolicy {
+  /** Istio's `allowOrigins`, plus the deprecated `allowOrigin` list as exact matches. */
+  allowOrigins: StringMatch[];
+  allowMethods: string[];
+  allowHeaders: string[];
+  exposeHeaders: string[];
+  maxAgeMs?: number;
+  allowCredentials?: boolean;
+  unmatchedPreflights?: 'FORWARD' | 'IGNORE';
 }
 
 export interface HeaderOps {
+  /** A Host set in `request.set`: an authority rewrite, as Istio renders it. */
+  authority?: string;
   request: { set: Record<string, string>; add: Record<string, string>; remove: string[] };
   response: { set: Record<string, string>; add: Record<string, string>; remove: string[] };
 }

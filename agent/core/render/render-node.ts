@@ -7,6 +7,7 @@ import { renderSidecarBootstrap, renderXdsBootstrap } from './render-bootstrap.j
 import type { XdsResources } from '../xds/build-xds.js';
 import { buildProxylessResources, buildSidecarResources } from '../xds/build-xds.js';
 import type { EndpointWarning } from '../xds/build-clusters.js';
+import { callerOf } from '../xds/source-labels.js';
 import type { PortRange } from './admin-ports.js';
 import { allocateAdminPorts } from './admin-ports.js';
 import { portsInUse, workloadsOn } from './placement.js';
@@ -62,7 +63,7 @@ export function renderNode(desired: Desired, instances: Instance[], templates: T
     if (xdsUpstreams.length > 0) {
       xdsBootstraps[w.name] = renderXdsBootstrap(w, { node: opts.node, xdsPort: opts.xdsPort });
       mountHashes[w.name] = contentHash(xdsBootstraps[w.name]);
-      snapshots[xdsNodeId('proxyless', opts.node, w.service.name, w.version.name)] = buildProxylessResources(xdsUpstreams, desired, instances, warnings);
+      snapshots[xdsNodeId('proxyless', opts.node, w.service.name, w.version.name)] = buildProxylessResources(xdsUpstreams, desired, instances, warnings, callerOf(w.service, w.version.name));
     }
   }
   const compose = renderCompose(placed, { app: templates.composeApp, sidecar: templates.composeSidecar }, opts, mountHashes);

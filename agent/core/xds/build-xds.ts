@@ -3,7 +3,11 @@ import type { Desired, Instance, Service, VirtualService } from '../model/model.
 import type { Workload } from '../render/placement.js';
 import type { EndpointWarning } from './build-clusters.js';
 import { buildCluster, buildEndpoints, resolveCluster } from './build-clusters.js';
-import { FAULT_FILTER, buildRouteConfig, referencedClusters, weighted } from './build-routes.js';
+import { CORS_FILTER, FAULT_FILTER, buildRouteConfig, referencedClusters, usesCors, weighted } from './build-routes.js';
+import { expandDelegates } from '../model/delegates.js';
+import type { Caller } from './source-labels.js';
+import { callerOf } from './source-labels.js';
+import { namespaceOf } from '../model/namespaces.js';
 import type { Json } from './envoy-types.js';
 import { ADS_SOURCE, TYPE, socketAddress } from './envoy-types.js';
 
@@ -20,8 +24,15 @@ const HTTP_FILTERS = [
   { name: 'envoy.filters.http.router', typed_config: { '@type': TYPE.router } },
 ];
 
+// Istio puts CORS ahead of fault injection: a preflight is answered even on a route that injects faults.
+const CORS_HTTP_FILTER = { name: CORS_FILTER, typed_config: { '@type': TYPE.cors } };
+
+/** The VirtualService routing `service`, its delegate rules expanded into the delegates' rules. */
 function routeFor(service: string, desired: Desired): VirtualService | undefined {
-  return desired.routes.find((r) => r.hosts.includes(service));
+  const vs = desired.routes.find((r) => r.hosts.includes(service));
+  if (!vs || !vs.http.some((r) => r.delegate)) return vs;
+  const find = (name: string, ns: string) => desired.routes.find((r) => r.name === name && namespaceOf(r) === ns);
+  return { ...vs, http: expandDelegates(vs, find, namespaceOf(vs)) };
 }
 
 /** Resources for the Envoy sidecar of `w`: one listener on 127.0.0.1:<localPort> per proxy-mode upstream. */
@@ -31,6 +42,7 @@ export function buildSidecarResources(w: Workload, desired: Desired, instances: 
   const clusterNames = new Set<string>();
   // Listeners in service order, whatever order the document lists its upstreams in.
   const upstreams = [...w.service.upstreams].sort((a, b) => a.service.localeCompare(b.service));
+  const caller = callerOf(w.service, w.version.name);
   for (const u of upstreams) {
     if (u.mode !== 'proxy') continue;
     const target = desired.services.find((s) => s.name === u.service);
@@ -41,15 +53,18 @@ export function buildSidecarResources(w: Workload, desired: Desired, instances: 
     if (target.protocol === 'tcp') {
       listeners.push(listener(name, u.localPort!, tcpProxy(target, vs)));
     } else {
-      listeners.push(listener(name, u.localPort!, httpConnectionManager(u.service)));
-      routes.push(buildRouteConfig(u.service, vs));
+      listeners.push(listener(name, u.localPort!, httpConnectionManager(u.service, usesCors(vs))));
+      routes.push(buildRouteConfig(u.service, vs, { proxyless: false, caller, listenerPort: u.localPort! }));
     }
   }
   return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { proxyless: false }, warnings) };
 }
 
-/** Resources for a proxyless gRPC client dialing `xds:///<service>` for each of `services`. */
-export function buildProxylessResources(services: string[], desired: Desired, instances: Instance[], warnings: EndpointWarning[]): XdsResources {
+/**
+ * Resources for a proxyless gRPC client dialing `xds:///<service>` for each of `services`. `caller`: the
+ * workload of the app, when the agent started it; a client it does not know gets no sourceLabels rules.
+ */
+export function buildProxylessResources(services: string[], desired: Desired, instances: Instance[], warnings: EndpointWarning[], caller?: Caller): XdsResources {
   const listeners: Json[] = [];
   const routes: Json[] = [];
   const clusterNames = new Set<string>();
@@ -58,7 +73,7 @@ export function buildProxylessResources(services: string[], desired: Desired, in
     const vs = routeFor(name, desired);
     referencedClusters(name, vs).forEach((c) => clusterNames.add(c));
     listeners.push({ name, api_listener: { api_listener: hcmConfig(name) } });
-    routes.push(buildRouteConfig(name, vs, { proxyless: true }));
+    routes.push(buildRouteConfig(name, vs, { proxyless: true, ...(caller ? { caller } : {}) }));
   }
   return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { proxyless: true }, warnings) };
 }
@@ -85,17 +100,18 @@ function listener(name: string, port: number, filter: Json): Json {
   };
 }
 
-function hcmConfig(service: string): Json {
+function hcmConfig(service: string, cors = false): Json {
   return {
     '@type': TYPE.hcm,
     stat_prefix: service,
     rds: { route_config_name: service, config_source: ADS_SOURCE },
-    http_filters: HTTP_FILTERS,
+    http_filters: cors ? [CORS_HTTP_FILTER, ...HTTP_FILTERS] : HTTP_FILTERS,
   };
 }
 
-function httpConnectionManager(service: string): Json {
-  return { name: 'envoy.filters.network.http_connection_manager', typed_config: { ...hcmConfig(service), codec_type: 'AUTO' } };
+/** `cors`: only a listener whose routes carry a CORS policy gets the filter, so adding one leaves the others untouched. */
+function httpConnectionManager(service: string, cors: boolean): Json {
+  return { name: 'envoy.filters.network.http_connection_manager', typed_config: { ...hcmConfig(service, cors), codec_type: 'AUTO' } };
 }
 
 function tcpProxy(target: Service, vs: VirtualService | undefined): Json {
