@@ -62,7 +62,7 @@ export function renderNode(desired: Desired, instances: Instance[], templates: T
     if (xdsUpstreams.length > 0) {
       xdsBootstraps[w.name] = renderXdsBootstrap(w, { node: opts.node, xdsPort: opts.xdsPort });
       mountHashes[w.name] = contentHash(xdsBootstraps[w.name]);
-      snapshots[xdsNodeId('proxyless', opts.node, w.service.name, w.version.name)] = buildProxylessResources(xdsUpstreams, desired, instances, warnings);
+      snapshots[xdsNodeId('proxyless', opts.node, w.service.name, w.version.name)] = buildProxylessResources(xdsUpstreams, desired, instances, warnings, w.service.namespace);
     }
   }
   const compose = renderCompose(placed, { app: templates.composeApp, sidecar: templates.composeSidecar }, opts, mountHashes);
