@@ -38,7 +38,8 @@ export function readTcpRoute(sink: IssueSink, value: unknown, path: string): Tcp
 export function readTlsRoute(sink: IssueSink, value: unknown, path: string): TlsRoute | undefined {
   const r = readObject(sink, value, path, ['match', 'route']);
   if (!r) return undefined;
-  const match = (readList(sink, r.match, at(path, 'match'), 1) ?? []).flatMap((m, i) => {
+  if (r.match === undefined) sink.add(at(path, 'match'), 'expected matches with sniHosts: a tls route is chosen by the SNI (for any TCP connection, use spec.tcp)');
+  const match = (r.match === undefined ? [] : readList(sink, r.match, at(path, 'match'), 1) ?? []).flatMap((m, i) => {
     const p = at(at(path, 'match'), i);
     const o = readObject(sink, m, p, ['sniHosts', ...L4_MATCH], L4_UNSUPPORTED);
     if (!o) return [];

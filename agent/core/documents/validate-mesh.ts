@@ -159,10 +159,7 @@ function checkRoute(vs: VirtualService, view: MeshView, add: Add): void {
     if (!view.isRefused(vs) && r.route.length > 0 && r.route.every((d) => d.weight === 0)) add(vs, at(path, 'route'), 'expected at least one destination with a weight above 0');
   });
   for (const kind of ['tcp', 'tls'] as const) {
-    vs[kind].forEach((r, i) => {
-      r.route.forEach((d, j) => checkDest(d.host, d.subset, d.port, at(at(at(at(`spec.${kind}`, i), 'route'), j), 'destination')));
-      if (!view.isRefused(vs) && r.route.length > 0 && r.route.every((d) => d.weight === 0)) add(vs, at(at(`spec.${kind}`, i), 'route'), 'expected at least one destination with a weight above 0');
-    });
+    vs[kind].forEach((r, i) => r.route.forEach((d, j) => checkDest(d.host, d.subset, d.port, at(at(at(at(`spec.${kind}`, i), 'route'), j), 'destination'))));
   }
 }
 
