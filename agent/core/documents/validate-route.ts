@@ -7,6 +7,7 @@ import type { Obj } from './reader.js';
 import { at, describe, readDuration, readInt, readList, readMapping, readNumber, readObject, readString, readStringList } from './reader.js';
 import { re2SyntaxError } from './re2-syntax.js';
 import { readHost, readHosts } from './host-names.js';
+import { REMOVED_HTTP_ROUTE_FIELDS, oldMirrorPercentKey } from './deprecated-fields.js';
 import { readTcpRoute, readTlsRoute } from './validate-l4-route.js';
 import type { Draft } from './draft.js';
 import { UNREAD } from './draft.js';
@@ -76,8 +77,9 @@ export function readGateways(sink: IssueSink, value: unknown, path: string): voi
 function readHttpRoute(sink: IssueSink, value: unknown, path: string): HttpRoute | undefined {
   const r = readObject(
     sink, value, path,
-    ['name', 'match', 'route', 'timeout', 'retries', 'fault', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'rewrite', 'headers'],
+    ['name', 'match', 'route', 'timeout', 'retries', 'fault', 'mirror', 'mirrors', 'mirrorPercent', 'mirror_percent', 'mirrorPercentage', 'rewrite', 'headers'],
     {
+      ...REMOVED_HTTP_ROUTE_FIELDS,
       redirect: NOT_SUPPORTED('redirect'),
       directResponse: NOT_SUPPORTED('directResponse'),
       delegate: NOT_SUPPORTED('delegate'),
@@ -270,18 +272,19 @@ export const GRPC_STATUS_NAMES = [
 
 function readMirrors(sink: IssueSink, r: Obj, path: string): HttpRoute['mirrors'] {
   const out: HttpRoute['mirrors'] = [];
+  const oldKey = oldMirrorPercentKey(sink, r, path);
   if (r.mirror !== undefined) {
-    if (r.mirrorPercent !== undefined && r.mirrorPercentage !== undefined) sink.add(at(path, 'mirrorPercentage'), 'expected mirrorPercentage or mirrorPercent, not both');
+    if (r[oldKey] !== undefined && r.mirrorPercentage !== undefined) sink.add(at(path, 'mirrorPercentage'), `expected mirrorPercentage or ${oldKey}, not both`);
     let percent = 100;
-    if (r.mirrorPercent !== undefined) percent = readInt(sink, r.mirrorPercent, at(path, 'mirrorPercent'), 0, 100, 'a percentage') ?? 100;
+    if (r[oldKey] !== undefined) percent = readInt(sink, r[oldKey], at(path, oldKey), 0, 100, 'a percentage') ?? 100;
     if (r.mirrorPercentage !== undefined) {
       const p = readObject(sink, r.mirrorPercentage, at(path, 'mirrorPercentage'), ['value']);
       if (p) percent = readNumber(sink, p.value, at(at(path, 'mirrorPercentage'), 'value'), 0, 100) ?? 100;
     }
     const d = readDestination(sink, r.mirror, at(path, 'mirror'));
     if (d) out.push({ host: d.host, ...(d.subset ? { subset: d.subset } : {}), percent });
-  } else if (r.mirrorPercent !== undefined || r.mirrorPercentage !== undefined) {
-    sink.add(at(path, r.mirrorPercent !== undefined ? 'mirrorPercent' : 'mirrorPercentage'), 'is only used with mirror');
+  } else if (r[oldKey] !== undefined || r.mirrorPercentage !== undefined) {
+    sink.add(at(path, r[oldKey] !== undefined ? oldKey : 'mirrorPercentage'), 'is only used with mirror');
   }
   if (r.mirrors !== undefined) {
     (readList(sink, r.mirrors, at(path, 'mirrors')) ?? []).forEach((m, i) => {
