@@ -95,7 +95,10 @@ function meshOf(args: { xdsPort: number; clusterDomain?: string }): MeshOptions 
 function checkIncoming(snap: DesiredSnapshot, incoming: Incoming[], refused: Refusal[], mesh: MeshOptions): ReturnType<typeof checkChange> {
   // New documents claim host ports after the stored ones: on a clash, the message lands on the new one.
   for (const d of [...incoming.map((i) => i.doc), ...refused.map((r) => r.refused.doc)]) d.ref = { ...d.ref, revision: snap.revision + 1 };
-  const checked = checkChange(snap, { put: new Map(incoming.map((i) => [i.key, i.doc])), remove: new Set(), refuse: refused }, mesh);
+  // A name given twice is reported by itself; the first keeps the key, as in the set-level checks.
+  const put = new Map<string, Document>();
+  for (const i of incoming) if (!put.has(i.key)) put.set(i.key, i.doc);
+  const checked = checkChange(snap, { put, remove: new Set(), refuse: refused }, mesh);
   return { ...checked, errors: [...namespaceMoves(snap, incoming, refused), ...checked.errors] };
 }
 
