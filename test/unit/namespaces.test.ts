@@ -135,3 +135,12 @@ test('meshlet validate --cluster-domain: FQDN hosts in that domain are accepted,
   // Refused by the flag parser (commander prints its own message).
   assert.equal((await runCli(['validate', '-f', file, '--cluster-domain', 'Not A Domain'])).code, 2);
 });
+
+test('two documents with hosts that cannot be read clash on nothing: each says only what is wrong with its own', () => {
+  const text = docs(service('reviews'), vs('a', undefined, '  hosts: ["*.a.test"]\n  http: [{ route: [{ destination: { host: reviews } }] }]'),
+    vs('b', undefined, '  hosts: ["*.b.test"]\n  http: [{ route: [{ destination: { host: reviews } }] }]'));
+  assert.deepEqual(problems(text).map((l) => l.replace(/: expected the name of a meshlet Service.*/, '')), [
+    'f.yaml: VirtualService "a" (document 2): spec.hosts[0]',
+    'f.yaml: VirtualService "b" (document 3): spec.hosts[0]',
+  ]);
+});

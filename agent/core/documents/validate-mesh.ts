@@ -36,6 +36,7 @@ export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly
   const routeOf = new Map<string, VirtualService>();
   for (const vs of view.routes) {
     vs.hosts.forEach((host, i) => {
+      if (host === UNREAD) return;
       const other = routeOf.get(host);
       if (other && other !== vs) add(vs, at('spec.hosts', i), `host ${host} is already routed by VirtualService "${other.name}" (${other.ref.source}); one VirtualService per host`);
       else if (!view.lacks(vs, 'name')) routeOf.set(host, vs);
