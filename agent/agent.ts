@@ -38,6 +38,8 @@ export interface AgentOptions {
   stateDir: string;
   advertiseAddress: string;
   xdsPort: number;
+  /** The domain of FQDN hosts (--cluster-domain; default cluster.local). */
+  clusterDomain?: string;
   compose: ComposeMode;
   sidecarImage: string;
   templatesDir?: string;
@@ -142,5 +144,5 @@ async function openStateDir(opts: AgentOptions, clock: Clock, log: Logger): Prom
 }
 
 function loopOptions(opts: AgentOptions, project: string, stateDir: string, k: Keys): ReconcilerOptions {
-  return { node: opts.node, project, stateDir, prefix: k.prefix, advertiseAddress: opts.advertiseAddress, sidecarImage: opts.sidecarImage, xdsPort: opts.xdsPort, adminPorts: opts.adminPorts };
+  return { node: opts.node, project, stateDir, prefix: k.prefix, advertiseAddress: opts.advertiseAddress, sidecarImage: opts.sidecarImage, xdsPort: opts.xdsPort, adminPorts: opts.adminPorts, ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}) };
 }

@@ -25,6 +25,13 @@ function rangeOption(text: string): PortRange {
 
 const collect = (value: string, prev: string[] = []) => [...prev, value];
 
+/** A cluster domain such as cluster.local: DNS labels separated by ".". */
+function domainOption(text: string): string {
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(text)) throw new InvalidArgumentError('expected a DNS domain such as cluster.local');
+  return text;
+}
+const CLUSTER_DOMAIN_HELP = 'the domain of hosts written <service>.<namespace>.svc.<domain>';
+
 /** `log` gets results (stdout), `warn` warnings (stderr). */
 export function buildProgram(log: (line: string) => void, warn: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Command {
   const program = new Command('meshlet')
@@ -42,6 +49,7 @@ export function buildProgram(log: (line: string) => void, warn: (line: string) =
     .option('--instances <file>', 'registered instances (YAML/JSON list) for the endpoints')
     .option('--templates <dir>', 'base templates folder')
     .option('--xds-port <port>', 'the agent\'s xDS port', intOption(1, 65535), 15010)
+    .option('--cluster-domain <domain>', CLUSTER_DOMAIN_HELP, domainOption, 'cluster.local')
     .option('--admin-ports <range>', 'sidecar admin port range', rangeOption, DEFAULT_ADMIN_PORTS)
     .option('--advertise-address <ip>', 'the host address injected as MESHLET_ADDRESS', '127.0.0.1')
     .option('--prefix <prefix>', 'etcd key prefix (for naming-mode targets)', '/meshlet')
@@ -60,6 +68,7 @@ export function buildProgram(log: (line: string) => void, warn: (line: string) =
       .option('--state-dir <dir>', 'where the compose project, bootstraps and state.json live', '/var/lib/meshlet')
       .option('--advertise-address <ip>', 'this host\'s address for registrations and MESHLET_ADDRESS (default: first non-loopback IPv4)')
       .option('--xds-port <port>', 'xDS server port on 127.0.0.1', intOption(1, 65535), 15010)
+      .option('--cluster-domain <domain>', CLUSTER_DOMAIN_HELP, domainOption, 'cluster.local')
       .option('--compose <mode>', 'auto | v2 | v1 (auto prefers `docker compose`, else docker-compose)', 'auto')
       .option('--sidecar-image <image>', 'sidecar image when a Service names none', 'envoyproxy/envoy:v1.40.0')
       .option('--templates <dir>', 'base templates folder (watched for changes)')
@@ -78,6 +87,7 @@ export function buildProgram(log: (line: string) => void, warn: (line: string) =
     .description('check desired-state documents offline, alone and as a set')
     .requiredOption('-f, --file <file>', 'desired-state YAML (repeatable; - for standard input)', collect)
     .option('--xds-port <port>', 'the agents\' xDS port', intOption(1, 65535), 15010)
+    .option('--cluster-domain <domain>', CLUSTER_DOMAIN_HELP, domainOption, 'cluster.local')
     .action(async (opts) => {
       const { validateCommand } = await import('./commands/validate.js');
       await validateCommand(opts, log);
@@ -88,7 +98,8 @@ export function buildProgram(log: (line: string) => void, warn: (line: string) =
     .description('check documents against each other and against the desired state in etcd, then write them all in one transaction')
     .requiredOption('-f, --file <file>', 'desired-state YAML (repeatable; - for standard input)', collect)
     .option('--dry-run', 'show what would be added and changed; write nothing')
-    .option('--xds-port <port>', 'the agents\' xDS port', intOption(1, 65535), 15010))
+    .option('--xds-port <port>', 'the agents\' xDS port', intOption(1, 65535), 15010)
+    .option('--cluster-domain <domain>', CLUSTER_DOMAIN_HELP, domainOption, 'cluster.local'))
     .action(async (opts) => {
       const { applyCommand } = await import('./commands/apply.js');
       await applyCommand(opts, log, warn);

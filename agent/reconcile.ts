@@ -35,6 +35,7 @@ export interface ReconcilerOptions {
   sidecarImage: string;
   xdsPort: number;
   adminPorts: PortRange;
+  clusterDomain?: string;
 }
 
 export interface ReconcilerDeps {
@@ -265,7 +266,7 @@ export class Reconciler {
     }
     for (const k of this.#docs.keys()) if (!seen.has(k)) this.#docs.delete(k);
     // A rejected document's own problems and those it has with the rest of the set, together.
-    const accepted = acceptValid(docs, { xdsPort: this.opts.xdsPort, nodes: [this.opts.node] }, refused);
+    const accepted = acceptValid(docs, { xdsPort: this.opts.xdsPort, nodes: [this.opts.node], ...(this.opts.clusterDomain ? { clusterDomain: this.opts.clusterDomain } : {}) }, refused);
     return {
       revision: snap.revision,
       desired: accepted.desired,

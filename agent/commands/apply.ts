@@ -2,6 +2,8 @@
 // one transaction that lands only if the desired state did not change since it was read.
 import type { Issue } from '../core/model/issues.js';
 import type { Document } from '../core/model/model.js';
+import type { MeshOptions } from '../core/documents/validate-mesh.js';
+import { duplicateName } from '../core/documents/validate-mesh.js';
 import { parseYamlDocuments } from '../core/documents/parse-yaml.js';
 import { sortIssues } from '../core/model/issues.js';
 import { KIND_OF_DOC, keys } from '../core/model/keys.js';
@@ -16,6 +18,7 @@ export interface ApplyArgs extends EtcdFlags {
   file: string[];
   dryRun?: boolean;
   xdsPort: number;
+  clusterDomain?: string;
 }
 
 /** For tests: runs after the read and check, before the write (to change etcd in between). */
@@ -47,7 +50,7 @@ export async function applyCommand(args: ApplyArgs, log: (line: string) => void,
   const first = new Map<string, Document>();
   for (const { doc, key } of incoming) {
     const other = first.get(key);
-    if (other) issues.push({ doc: doc.ref, path: 'metadata.name', message: `${doc.kind} ${doc.name} is also defined in ${other.ref.source} (document ${other.ref.index + 1})` });
+    if (other) issues.push({ doc: doc.ref, path: 'metadata.name', message: duplicateName(doc, other) });
     else first.set(key, doc);
   }
   const names = args.file;
@@ -55,7 +58,7 @@ export async function applyCommand(args: ApplyArgs, log: (line: string) => void,
 
   await withEtcd(args, (s) => untilStable('applying', async (attempt) => {
     const snap = await readDesired(s);
-    const { errors, preexisting } = checkIncoming(snap, incoming, [], args.xdsPort);
+    const { errors, preexisting } = checkIncoming(snap, incoming, [], meshOf(args));
     const replaced = new Set(incoming.map((i) => i.key));
     if (errors.length > 0) throw new ValidationError(sortIssues(errors, names), `the documents do not fit the desired state in etcd (revision ${snap.revision}); nothing was written`);
     const lines = incoming.map((i) => describeChange(i, snap));
@@ -85,10 +88,31 @@ export async function applyCommand(args: ApplyArgs, log: (line: string) => void,
 
 type Refusal = NonNullable<DocChange['refuse']>[number];
 
-function checkIncoming(snap: DesiredSnapshot, incoming: Incoming[], refused: Refusal[], xdsPort: number): ReturnType<typeof checkChange> {
+function meshOf(args: { xdsPort: number; clusterDomain?: string }): MeshOptions {
+  return { xdsPort: args.xdsPort, ...(args.clusterDomain ? { clusterDomain: args.clusterDomain } : {}) };
+}
+
+function checkIncoming(snap: DesiredSnapshot, incoming: Incoming[], refused: Refusal[], mesh: MeshOptions): ReturnType<typeof checkChange> {
   // New documents claim host ports after the stored ones: on a clash, the message lands on the new one.
   for (const d of [...incoming.map((i) => i.doc), ...refused.map((r) => r.refused.doc)]) d.ref = { ...d.ref, revision: snap.revision + 1 };
-  return checkChange(snap, { put: new Map(incoming.map((i) => [i.key, i.doc])), remove: new Set(), refuse: refused }, { xdsPort });
+  // A name given twice is reported by itself; the first keeps the key, as in the set-level checks.
+  const put = new Map<string, Document>();
+  for (const i of incoming) if (!put.has(i.key)) put.set(i.key, i.doc);
+  const checked = checkChange(snap, { put, remove: new Set(), refuse: refused }, mesh);
+  return { ...checked, errors: [...namespaceMoves(snap, incoming, refused), ...checked.errors] };
+}
+
+/**
+ * The key has no namespace: a document with the name of a stored one in another namespace would replace
+ * it rather than stand beside it, as it would in Kubernetes. Refused; moving it takes a delete first.
+ */
+function namespaceMoves(snap: DesiredSnapshot, incoming: Incoming[], refused: Refusal[]): Issue[] {
+  const docs = [...incoming.map((i) => ({ key: i.key, doc: i.doc })), ...refused.flatMap((r) => (r.key ? [{ key: r.key, doc: r.refused.doc }] : []))];
+  return docs.flatMap(({ key, doc }) => {
+    const stored = snap.docs.get(key) ?? snap.refused.get(key)?.doc;
+    if (!stored || stored.namespace === doc.namespace) return [];
+    return [{ doc: doc.ref, path: 'metadata.namespace', message: `${duplicateName(doc, stored, `etcd ${key}`)}, or delete the stored one first` }];
+  });
 }
 
 /**
@@ -99,7 +123,7 @@ function checkIncoming(snap: DesiredSnapshot, incoming: Incoming[], refused: Ref
 async function withStoredProblems(args: ApplyArgs, names: string[], issues: Issue[], incoming: Incoming[], refused: Refusal[]): Promise<ValidationError> {
   const n = (count: number) => `${count} problem${count === 1 ? '' : 's'} found`;
   try {
-    const errors = await withEtcd(args, async (s) => checkIncoming(await readDesired(s), incoming, refused, args.xdsPort).errors);
+    const errors = await withEtcd(args, async (s) => checkIncoming(await readDesired(s), incoming, refused, meshOf(args)).errors);
     const all = sortIssues([...issues, ...errors], names);
     return new ValidationError(all, `${n(all.length)}; nothing was written`);
   } catch (err) {

@@ -11,6 +11,7 @@ import { suggestion } from '../core/documents/did-you-mean.js';
 import { ConflictError, ValidationError } from '../core/errors.js';
 import type { ICompare } from 'etcd3';
 import type { EtcdFlags } from './etcd-options.js';
+import { DEFAULT_NAMESPACE } from '../core/documents/host-names.js';
 import { checkChange, commitGuarded, modRevisionOf, readDesired, sameMod, untilStable, withEtcd, type DesiredSnapshot, type Session } from '../adapters/etcd/etcd-store.js';
 
 export interface CanaryArgs extends EtcdFlags {
@@ -169,13 +170,16 @@ function checkNew(t: Target, body: Obj): void {
 function setCatchAll(t: Target, weights: { subset: string; weight: number }[]): Plan {
   const old = t.body ? catchAll(t.body, t.list) : undefined;
   // Keep the destination port the operator wrote, if any.
-  const port = old?.find((d) => d.destination?.host === t.svc.name && d.destination.port)?.destination.port;
-  const now: RawDest[] = weights.map((w) => ({ destination: { host: t.svc.name, subset: w.subset, ...(port ? { port } : {}) }, weight: w.weight }));
+  const port = old?.find((d) => d.destination?.host?.split('.')[0] === t.svc.name && d.destination.port)?.destination.port;
+  // A short host is relative to the VirtualService's namespace: name the Service's when the two differ.
+  const vsNamespace = (t.body?.metadata as Obj | undefined)?.namespace ?? t.svc.namespace;
+  const host = vsNamespace === t.svc.namespace ? t.svc.name : `${t.svc.name}.${t.svc.namespace}`;
+  const now: RawDest[] = weights.map((w) => ({ destination: { host, subset: w.subset, ...(port ? { port } : {}) }, weight: w.weight }));
   if (old && canonicalJson(old) === canonicalJson(now)) return { op: 'unchanged', old };
   const body = t.body ? withCatchAll(t.body, t.list, now) : {
     apiVersion: 'networking.istio.io/v1',
     kind: 'VirtualService',
-    metadata: { name: t.name },
+    metadata: { name: t.name, ...(t.svc.namespace !== DEFAULT_NAMESPACE ? { namespace: t.svc.namespace } : {}) },
     spec: { hosts: [t.svc.name], [t.list]: [{ route: now }] },
   };
   const step: HistoryEntry = old ? { route: old } : { created: true };

@@ -25,6 +25,7 @@ export interface RenderArgs {
   instances?: string;
   templates?: string;
   xdsPort: number;
+  clusterDomain?: string;
   adminPorts: PortRange;
   advertiseAddress: string;
   prefix: string;
@@ -39,7 +40,7 @@ export async function renderCommand(args: RenderArgs, log: (line: string) => voi
   const sources = await readSources(args.file, issues);
   const instances = args.instances ? await readInstancesFile(args.instances, issues) : [];
   if (issues.length > 0) throw new ValidationError(issues);
-  const { desired, issues: docIssues } = loadDesired(sources, { xdsPort: args.xdsPort, nodes: [args.node] });
+  const { desired, issues: docIssues } = loadDesired(sources, { xdsPort: args.xdsPort, nodes: [args.node], ...(args.clusterDomain ? { clusterDomain: args.clusterDomain } : {}) });
   if (docIssues.length > 0) throw new ValidationError(docIssues);
   const templates = await loadTemplates(args.templates);
   const render = renderNode(desired, instances, templates, {

@@ -16,6 +16,7 @@ export interface AgentFlags extends EtcdFlags {
   stateDir: string;
   advertiseAddress?: string;
   xdsPort: number;
+  clusterDomain?: string;
   compose: ComposeMode;
   sidecarImage: string;
   templates?: string;
@@ -82,6 +83,7 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
       stateDir: flags.stateDir,
       advertiseAddress: advertise,
       xdsPort: flags.xdsPort,
+      ...(flags.clusterDomain ? { clusterDomain: flags.clusterDomain } : {}),
       compose: flags.compose,
       sidecarImage: flags.sidecarImage,
       ...(flags.templates ? { templatesDir: flags.templates } : {}),

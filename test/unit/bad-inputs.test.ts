@@ -261,6 +261,21 @@ const CASES: Case[] = [
       },
     ],
   },
+  {
+    name: 'several documents failing in one file, namespace clashes among them: every problem, each document\'s together',
+    files: [bad('namespaces-and-l4.yaml')],
+    issues: [
+      { at: `${bad('namespaces-and-l4.yaml')}: Service "reviews" (document 2): metadata.name`, says: ['also defined in namespace prod', 'so a name is unique across namespaces'] },
+      { at: `${bad('namespaces-and-l4.yaml')}: Service "store" (document 3): metadata.namespace`, says: ['expected a namespace', 'got the string "Data"'] },
+      { at: `${bad('namespaces-and-l4.yaml')}: VirtualService "reviews" (document 4): spec.hosts[1]`, says: ['wildcard hosts are not supported'] },
+      { at: `${bad('namespaces-and-l4.yaml')}: VirtualService "reviews" (document 4): spec.http[0].appendHeaders`, says: ['use headers.request.add'] },
+      { at: `${bad('namespaces-and-l4.yaml')}: VirtualService "reviews" (document 4): metadata.name`, says: ['VirtualService reviews is also defined in namespace prod'] },
+      { at: `${bad('namespaces-and-l4.yaml')}: VirtualService "reviews" (document 4): spec.hosts[0]`, says: ['looks for Service reviews in namespace web, but Service reviews is in namespace prod', 'write reviews.prod'] },
+      { at: `${bad('namespaces-and-l4.yaml')}: VirtualService "reviews" (document 4): spec.hosts[0]`, says: ['already routed by VirtualService "reviews"'] },
+      { at: `${bad('namespaces-and-l4.yaml')}: VirtualService "reviews" (document 5): spec.tls`, says: ['tls (passthrough) routes need a Service with protocol tcp'] },
+      { at: `${bad('namespaces-and-l4.yaml')}: DestinationRule "reviews" (document 6): spec.host`, says: ['names the cluster domain example.org, but the mesh\'s is cluster.local'] },
+    ],
+  },
 ];
 
 describe('bad inputs are refused: exit 2, file + document + field path + what was expected, nothing written', () => {

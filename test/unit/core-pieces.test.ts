@@ -111,7 +111,7 @@ spec:
 test('a destination at weight 0 keeps its cluster listed, so a canary flip changes only the route', async () => {
   const { buildRouteConfig, referencedClusters } = await import('../../agent/core/xds/build-routes.js');
   const vs = {
-    kind: 'VirtualService' as const, name: 'reviews', hosts: ['reviews'], tcp: [], ref: { source: 'x', index: 0 },
+    kind: 'VirtualService' as const, name: 'reviews', namespace: 'default', hosts: ['reviews'], tcp: [], tls: [], hostRefs: [], ref: { source: 'x', index: 0 },
     http: [{ match: [], mirrors: [], route: [{ host: 'reviews', subset: 'v1', weight: 100 }, { host: 'reviews', subset: 'v2', weight: 0 }] }],
   };
   assert.deepEqual(referencedClusters('reviews', vs), ['reviews|v1', 'reviews|v2']);

@@ -59,8 +59,8 @@ test('mergeDelegated: conflicts are explained (Istio drops such a rule; meshlet 
 });
 
 test('expandDelegates: one level; a delegate in another namespace is found by its namespace', () => {
-  const leaf: VirtualService = { kind: 'VirtualService', name: 'leaf', hosts: [], http: [rule({ name: 'l' })], tcp: [], ref: { source: 'x', index: 1 } };
-  const root: VirtualService = { kind: 'VirtualService', name: 'root', hosts: ['api'], http: [rule({ name: 'r', delegate: { name: 'leaf', namespace: 'team' }, route: [] }), rule({ name: 'last' })], tcp: [], ref: { source: 'x', index: 0 } };
+  const leaf: VirtualService = { kind: 'VirtualService', name: 'leaf', hosts: [], http: [rule({ name: 'l' })], tcp: [], tls: [], namespace: 'team', hostRefs: [], ref: { source: 'x', index: 1 } };
+  const root: VirtualService = { kind: 'VirtualService', name: 'root', hosts: ['api'], http: [rule({ name: 'r', delegate: { name: 'leaf', namespace: 'team' }, route: [] }), rule({ name: 'last' })], tcp: [], tls: [], namespace: 'default', hostRefs: [], ref: { source: 'x', index: 0 } };
   const seen: string[] = [];
   const out = expandDelegates(root, (name, ns) => (seen.push(`${ns}/${name}`), name === 'leaf' && ns === 'team' ? leaf : undefined), 'default');
   assert.deepEqual(seen, ['team/leaf']);

@@ -11,6 +11,7 @@ import { validateService } from './validate-service.js';
 import { validateVirtualService } from './validate-route.js';
 import { validateDestinationRule } from './validate-subsets.js';
 import type { Checked } from './draft.js';
+import { DEFAULT_NAMESPACE, NAMESPACE } from './host-names.js';
 
 export const MESHLET_API = 'meshlet.dev/v1';
 export const ISTIO_APIS = ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'];
@@ -50,11 +51,11 @@ export function checkDocument(raw: RawDoc, issues: Issue[]): Checked | undefined
   return { doc: draft.doc, gaps: draft.gaps, ok };
 }
 
+/** The name, or undefined when it cannot be read; the namespace goes on the sink, for the spec's short hosts. */
 function readMetadata(sink: IssueSink, value: unknown): string | undefined {
-  const meta = readObject(sink, value, 'metadata', ['name', 'labels', 'annotations'], {
-    namespace: 'is not supported (meshlet has one namespace); remove it',
-  });
+  const meta = readObject(sink, value, 'metadata', ['name', 'namespace', 'labels', 'annotations']);
   if (!meta) return undefined;
+  if (meta.namespace !== undefined) sink.namespace = readString(sink, meta.namespace, 'metadata.namespace', NAMESPACE) ?? DEFAULT_NAMESPACE;
   for (const key of ['labels', 'annotations'] as const) {
     if (meta[key] === undefined) continue;
     const m = readMapping(sink, meta[key], at('metadata', key));

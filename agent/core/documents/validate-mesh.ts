@@ -1,7 +1,9 @@
 // Checks the documents as a set: references between them, and host ports on every node.
 import type { DocRef, Issue } from '../model/issues.js';
 import { claimOrder } from '../model/issues.js';
-import type { Desired, Document, Service, VirtualService } from '../model/model.js';
+import type { Desired, DestinationRule, Document, Service, VirtualService } from '../model/model.js';
+import { KIND_OF_DOC } from '../model/keys.js';
+import { DEFAULT_CLUSTER_DOMAIN } from './host-names.js';
 import { placedOn } from '../model/model.js';
 import { at } from './reader.js';
 import { suggestion } from './did-you-mean.js';
@@ -15,6 +17,8 @@ export interface MeshOptions {
   xdsPort: number;
   /** Nodes to check besides those named in placements (e.g. the node being rendered). */
   nodes?: string[];
+  /** The domain of hosts written `<service>.<namespace>.svc.<domain>` (--cluster-domain, default cluster.local). */
+  clusterDomain?: string;
 }
 
 /**
@@ -28,10 +32,12 @@ export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly
   const add: Add = (doc, path, message, follows) => issues.push({ doc: doc.ref, path, message, ...(follows ? { follows } : {}) });
   const view = new MeshView(desired, refused, add);
   checkDuplicates(view, add);
+  for (const d of [...view.routes, ...view.rules]) checkHostRefs(d, view, opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN, add);
   for (const s of view.services) checkUpstreams(s, view, add);
   const routeOf = new Map<string, VirtualService>();
   for (const vs of view.routes) {
     vs.hosts.forEach((host, i) => {
+      if (host === UNREAD) return;
       const other = routeOf.get(host);
       if (other && other !== vs) add(vs, at('spec.hosts', i), `host ${host} is already routed by VirtualService "${other.name}" (${other.ref.source}); one VirtualService per host`);
       else if (!view.lacks(vs, 'name')) routeOf.set(host, vs);
@@ -67,10 +73,34 @@ function checkDuplicates(view: MeshView, add: Add): void {
     for (const d of list) {
       if (view.lacks(d, 'name')) continue;
       const first = seen.get(d.name);
-      if (first) add(d, 'metadata.name', `${d.kind} ${d.name} is also defined in ${first.ref.source} (document ${first.ref.index + 1})`);
+      if (first) add(d, 'metadata.name', duplicateName(d, first));
       else seen.set(d.name, d);
     }
   }
+}
+
+/**
+ * Each host as written names a Service in its namespace, with the configured cluster domain. A missing
+ * Service is reported where the host is used (checkRoute, the DestinationRule loop).
+ */
+function checkHostRefs(d: VirtualService | DestinationRule, view: MeshView, clusterDomain: string, add: Add): void {
+  for (const ref of d.hostRefs) {
+    if (ref.domain !== undefined && ref.domain !== clusterDomain) {
+      add(d, ref.path, `host ${ref.written} names the cluster domain ${ref.domain}, but the mesh's is ${clusterDomain} (--cluster-domain); a host outside it names no meshlet Service`);
+      continue;
+    }
+    const svc = view.service(ref.name);
+    if (!svc || svc.namespace === ref.namespace) continue;
+    const short = ref.written === ref.name ? ` (a short name is relative to the document's namespace, ${d.namespace}; write ${ref.name}.${svc.namespace})` : '';
+    add(d, ref.path, `host ${ref.written} looks for Service ${ref.name} in namespace ${ref.namespace}, but Service ${ref.name} is in namespace ${svc.namespace}${short}`);
+  }
+}
+
+/** Why `d` clashes with `first` of the same kind and name; in another namespace too, since etcd keys have none. */
+export function duplicateName(d: Document, first: Document, where = `${first.ref.source} (document ${first.ref.index + 1})`): string {
+  if (first.namespace === d.namespace) return `${d.kind} ${d.name} is also defined in ${where}`;
+  return `${d.kind} ${d.name} is also defined in namespace ${first.namespace} (${where}); meshlet keys documents by kind and name only `
+    + `(<prefix>/desired/${KIND_OF_DOC[d.kind]}/${d.name}), so a name is unique across namespaces: rename one`;
 }
 
 function checkUpstreams(s: Service, view: MeshView, add: Add): void {
@@ -106,12 +136,23 @@ function checkRoute(vs: VirtualService, view: MeshView, add: Add): void {
     }
   };
   vs.hosts.forEach((host, i) => {
+    if (host === UNREAD) return;
     const svc = view.service(host);
     if (!svc) return add(vs, at('spec.hosts', i), `no Service named ${host}${suggestion(host, view.serviceNames())}`);
     view.mentions(vs, at('spec.hosts', i), svc);
     if (view.lacks(svc, 'protocol')) return;
     if (svc.protocol === 'tcp' && vs.http.length > 0) add(vs, 'spec.http', `Service ${host} has protocol tcp; use tcp routes`);
     if (svc.protocol !== 'tcp' && vs.tcp.length > 0) add(vs, 'spec.tcp', `Service ${host} has protocol ${svc.protocol}; use http routes`);
+    if (svc.protocol !== 'tcp' && vs.tls.length > 0) add(vs, 'spec.tls', `Service ${host} has protocol ${svc.protocol}; tls (passthrough) routes need a Service with protocol tcp`);
+    if (view.lacks(svc, 'port')) return;
+    // An L4 match on a port the Service does not have would never be taken.
+    for (const kind of ['tcp', 'tls'] as const) {
+      vs[kind].forEach((r, j) => r.match.forEach((m, k) => {
+        if (m.port !== undefined && m.port !== svc.port) {
+          add(vs, `${at(at(at(`spec.${kind}`, j), 'match'), k)}.port`, `Service ${host} has one port, ${svc.port}; a match on port ${m.port} would never be taken`);
+        }
+      }));
+    }
   });
   vs.http.forEach((r, i) => {
     const path = at('spec.http', i);
@@ -120,7 +161,9 @@ function checkRoute(vs: VirtualService, view: MeshView, add: Add): void {
     // Weights of a valid document add up to 100; a refused one already says what is wrong with them.
     if (!view.isRefused(vs) && r.route.length > 0 && r.route.every((d) => d.weight === 0)) add(vs, at(path, 'route'), 'expected at least one destination with a weight above 0');
   });
-  vs.tcp.forEach((r, i) => r.route.forEach((d, j) => checkDest(d.host, d.subset, d.port, at(at(at(at('spec.tcp', i), 'route'), j), 'destination'))));
+  for (const kind of ['tcp', 'tls'] as const) {
+    vs[kind].forEach((r, i) => r.route.forEach((d, j) => checkDest(d.host, d.subset, d.port, at(at(at(at(`spec.${kind}`, i), 'route'), j), 'destination'))));
+  }
 }
 
 interface Claim {

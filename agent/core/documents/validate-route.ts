@@ -1,55 +1,73 @@
 // Validates an Istio VirtualService (networking.istio.io v1, v1beta1, v1alpha3) into meshlet's route model.
 import type { IssueSink } from '../model/issues.js';
-import type { Destination, HeaderOps, HttpMatch, HttpRoute, StringMatch, TcpRoute, VirtualService } from '../model/model.js';
+import { quote } from '../model/issues.js';
+import type { Destination, HeaderOps, HttpMatch, HttpRoute, StringMatch, VirtualService } from '../model/model.js';
 import { SERVICE_NAME, SUBSET_NAME } from '../model/model.js';
 import type { Obj } from './reader.js';
 import { at, describe, readDuration, readInt, readList, readMapping, readNumber, readObject, readString, readStringList } from './reader.js';
+import { readHost, readHosts } from './host-names.js';
+import { REMOVED_HTTP_ROUTE_FIELDS, oldMirrorPercentKey } from './deprecated-fields.js';
+import { readTcpRoute, readTlsRoute } from './validate-l4-route.js';
 import type { Draft } from './draft.js';
 import { UNREAD } from './draft.js';
 import { HEADER_NAME, NOT_SUPPORTED, readHeaderValue, readStringMatch } from './http-fields.js';
 import { readCorsPolicy, readDirectResponse, readNamespace, readRedirect, readRetryOn, readRewrite, readSourceLabels } from './validate-http-actions.js';
 
-const HOST = { pattern: SERVICE_NAME, expected: 'the name of a meshlet Service (a DNS label)' };
 const SUBSET = { pattern: SUBSET_NAME, expected: 'a subset name (lower-case letters, digits, ".", "_" and "-")' };
 
 /** The VirtualService as far as it could be read; the caller accepts it only if no issue was added. */
 export function validateVirtualService(sink: IssueSink, body: Obj, name: string | undefined): Draft<VirtualService> | undefined {
   const before = sink.out.length;
-  const spec = readObject(sink, body.spec, 'spec', ['hosts', 'http', 'tcp', 'gateways', 'exportTo'], {
-    tls: NOT_SUPPORTED('tls routing', 'meshlet sidecars route plain HTTP and TCP'),
-  });
+  const spec = readObject(sink, body.spec, 'spec', ['hosts', 'http', 'tcp', 'tls', 'gateways', 'exportTo']);
   if (!spec) return undefined;
+  // Hosts stay in the order written (set-level messages name their index); one that cannot be read is UNREAD.
   // A VirtualService without hosts is a delegate: only another one's `delegate` rule uses its routes.
-  const hosts = spec.hosts === undefined ? [] : readStringList(sink, spec.hosts, 'spec.hosts', HOST, 1);
-  if (spec.gateways !== undefined) {
-    const gw = readStringList(sink, spec.gateways, 'spec.gateways');
-    if (gw && gw.some((g) => g !== 'mesh')) sink.add('spec.gateways', NOT_SUPPORTED('gateways other than "mesh"'));
-  }
-  if (spec.exportTo !== undefined) readExportTo(sink, spec.exportTo, 'spec.exportTo');
+  const hosts = spec.hosts === undefined ? [] : readHosts(sink, spec.hosts, 'spec.hosts') ?? [];
+  if (spec.gateways !== undefined) readGateways(sink, spec.gateways, 'spec.gateways');
+  const exportTo = spec.exportTo === undefined ? undefined : readExportTo(sink, spec.exportTo, 'spec.exportTo');
   const http = spec.http === undefined ? [] : (readList(sink, spec.http, 'spec.http') ?? []).map((r, i) => readHttpRoute(sink, r, at('spec.http', i)));
   const tcp = spec.tcp === undefined ? [] : (readList(sink, spec.tcp, 'spec.tcp') ?? []).map((r, i) => readTcpRoute(sink, r, at('spec.tcp', i)));
-  if (http.length === 0 && tcp.length === 0 && sink.out.length === before) sink.add('spec', 'expected http or tcp routes');
-  // Hosts stay in the order written (set-level messages name their index); a refused document keeps the good ones.
-  const readable = hosts ?? (Array.isArray(spec.hosts) ? spec.hosts.filter((h): h is string => typeof h === 'string' && HOST.pattern.test(h)) : []);
+  const tls = spec.tls === undefined ? [] : (readList(sink, spec.tls, 'spec.tls') ?? []).map((r, i) => readTlsRoute(sink, r, at('spec.tls', i)));
+  if (http.length === 0 && tcp.length === 0 && tls.length === 0 && sink.out.length === before) sink.add('spec', 'expected http, tcp or tls routes');
   // A route that cannot be read keeps its place with no destination, so that later indexes stay right.
   return {
     doc: {
-      kind: 'VirtualService', name: name ?? UNREAD, hosts: readable,
-      http: http.map((r) => r ?? { match: [], route: [], mirrors: [] }), tcp: tcp.map((r) => r ?? { route: [] }), ref: sink.doc,
+      kind: 'VirtualService', name: name ?? UNREAD, namespace: sink.namespace, hosts,
+      http: http.map((r) => r ?? { match: [], route: [], mirrors: [] }), tcp: tcp.map((r) => r ?? { match: [], route: [] }),
+      tls: tls.map((r) => r ?? { match: [], route: [] }), ...(exportTo ? { exportTo } : {}), hostRefs: sink.hosts, ref: sink.doc,
     },
     gaps: new Set(name === undefined ? ['name'] : []),
   };
 }
 
-export function readExportTo(sink: IssueSink, value: unknown, path: string): void {
+/**
+ * `exportTo`: `*` (every namespace, the default) or `.` (the document's own namespace). A list naming
+ * other namespaces is refused: meshlet honours only these two.
+ */
+export function readExportTo(sink: IssueSink, value: unknown, path: string): string[] | undefined {
   const list = readStringList(sink, value, path);
-  if (list && list.some((e) => e !== '*' && e !== '.')) sink.add(path, NOT_SUPPORTED('exporting to other namespaces', 'meshlet has one namespace'));
+  if (!list) return undefined;
+  let ok = true;
+  list.forEach((e, i) => {
+    if (e === '*' || e === '.') return;
+    ok = false;
+    sink.add(at(path, i), NOT_SUPPORTED(`exporting to ${quote(e)}`, 'meshlet honours "." (this namespace) and "*" (every namespace)'));
+  });
+  return ok ? list : undefined;
+}
+
+/** `gateways: [mesh]` is what Istio means by default (the sidecars); meshlet has no other gateway yet. */
+export function readGateways(sink: IssueSink, value: unknown, path: string): void {
+  (readStringList(sink, value, path) ?? []).forEach((g, i) => {
+    if (g !== 'mesh') sink.add(at(path, i), NOT_SUPPORTED(`gateway ${quote(g)}`, 'meshlet has no gateways yet; only "mesh", the sidecars'));
+  });
 }
 
 function readHttpRoute(sink: IssueSink, value: unknown, path: string): HttpRoute | undefined {
   const r = readObject(
     sink, value, path,
-    ['name', 'match', 'route', 'redirect', 'directResponse', 'delegate', 'timeout', 'retries', 'fault', 'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'rewrite', 'headers', 'corsPolicy'],
+    ['name', 'match', 'route', 'redirect', 'directResponse', 'delegate', 'timeout', 'retries', 'fault', 'mirror', 'mirrors', 'mirrorPercent', 'mirror_percent', 'mirrorPercentage', 'rewrite', 'headers', 'corsPolicy'],
+    REMOVED_HTTP_ROUTE_FIELDS,
   );
   if (!r) return undefined;
   const route: HttpRoute = { match: [], route: [], mirrors: [] };
@@ -134,7 +152,7 @@ function readNamedMatches(sink: IssueSink, value: unknown, path: string): { name
  * Every destination keeps its place: one whose host cannot be read is UNREAD, one whose weight cannot be
  * read has weight 0, so that a refused document's destinations are still checked against the set.
  */
-function readDestinations(sink: IssueSink, value: unknown, path: string): Destination[] {
+export function readDestinations(sink: IssueSink, value: unknown, path: string): Destination[] {
   const list = readList(sink, value, path, 1);
   if (!list) return [];
   let complete = true;
@@ -158,7 +176,7 @@ function readDestinations(sink: IssueSink, value: unknown, path: string): Destin
 function readDestination(sink: IssueSink, value: unknown, path: string): { host: string; subset?: string; port?: number } | undefined {
   const d = readObject(sink, value, path, ['host', 'subset', 'port']);
   if (!d) return undefined;
-  const host = readString(sink, d.host, at(path, 'host'), HOST);
+  const host = readHost(sink, d.host, at(path, 'host'));
   const subset = d.subset === undefined ? undefined : readString(sink, d.subset, at(path, 'subset'), SUBSET);
   let port: number | undefined;
   if (d.port !== undefined) {
@@ -239,18 +257,19 @@ export const GRPC_STATUS_NAMES = [
 
 function readMirrors(sink: IssueSink, r: Obj, path: string): HttpRoute['mirrors'] {
   const out: HttpRoute['mirrors'] = [];
+  const oldKey = oldMirrorPercentKey(sink, r, path);
   if (r.mirror !== undefined) {
-    if (r.mirrorPercent !== undefined && r.mirrorPercentage !== undefined) sink.add(at(path, 'mirrorPercentage'), 'expected mirrorPercentage or mirrorPercent, not both');
+    if (r[oldKey] !== undefined && r.mirrorPercentage !== undefined) sink.add(at(path, 'mirrorPercentage'), `expected mirrorPercentage or ${oldKey}, not both`);
     let percent = 100;
-    if (r.mirrorPercent !== undefined) percent = readInt(sink, r.mirrorPercent, at(path, 'mirrorPercent'), 0, 100, 'a percentage') ?? 100;
+    if (r[oldKey] !== undefined) percent = readInt(sink, r[oldKey], at(path, oldKey), 0, 100, 'a percentage') ?? 100;
     if (r.mirrorPercentage !== undefined) {
       const p = readObject(sink, r.mirrorPercentage, at(path, 'mirrorPercentage'), ['value']);
       if (p) percent = readNumber(sink, p.value, at(at(path, 'mirrorPercentage'), 'value'), 0, 100) ?? 100;
     }
     const d = readDestination(sink, r.mirror, at(path, 'mirror'));
     if (d) out.push({ host: d.host, ...(d.subset ? { subset: d.subset } : {}), percent });
-  } else if (r.mirrorPercent !== undefined || r.mirrorPercentage !== undefined) {
-    sink.add(at(path, r.mirrorPercent !== undefined ? 'mirrorPercent' : 'mirrorPercentage'), 'is only used with mirror');
+  } else if (r[oldKey] !== undefined || r.mirrorPercentage !== undefined) {
+    sink.add(at(path, r[oldKey] !== undefined ? oldKey : 'mirrorPercentage'), 'is only used with mirror');
   }
   if (r.mirrors !== undefined) {
     (readList(sink, r.mirrors, at(path, 'mirrors')) ?? []).forEach((m, i) => {
@@ -302,10 +321,4 @@ function readHeaderOps(sink: IssueSink, value: unknown, path: string): HeaderOps
   if (request.add.host !== undefined) sink.add(at(at(reqPath, 'add'), 'host'), 'the Host header cannot be added (Envoy refuses it); set it to rewrite the authority');
   if (request.remove.includes('host')) sink.add(at(reqPath, 'remove'), 'the Host header cannot be removed (Envoy refuses it); set it to rewrite the authority');
   return out;
-}
-
-function readTcpRoute(sink: IssueSink, value: unknown, path: string): TcpRoute | undefined {
-  const r = readObject(sink, value, path, ['route'], { match: NOT_SUPPORTED('matching TCP routes') });
-  if (!r) return undefined;
-  return { route: readDestinations(sink, r.route, at(path, 'route')) };
 }

@@ -45,7 +45,7 @@ export function validateService(sink: IssueSink, body: Obj, name: string | undef
   if (port === undefined) gaps.add('port');
   if (!versions.named) gaps.add('versions');
   return {
-    doc: { kind: 'Service', name: name ?? UNREAD, protocol: protocol ?? 'http', port: port ?? 0, versions: versions.list, upstreams: upstreams.list, sidecar, ref: sink.doc },
+    doc: { kind: 'Service', name: name ?? UNREAD, namespace: sink.namespace, protocol: protocol ?? 'http', port: port ?? 0, versions: versions.list, upstreams: upstreams.list, sidecar, ref: sink.doc },
     gaps,
   };
 }

@@ -2,7 +2,8 @@
 import type { IssueSink } from '../model/issues.js';
 import { quote } from '../model/issues.js';
 import type { DestinationRule, LbPolicy, Subset, TrafficPolicy } from '../model/model.js';
-import { SERVICE_NAME, SUBSET_NAME, VERSION_NAME } from '../model/model.js';
+import { SUBSET_NAME, VERSION_NAME } from '../model/model.js';
+import { readHost } from './host-names.js';
 import type { Obj } from './reader.js';
 import { at, describe, readDuration, readInt, readList, readMapping, readObject, readString } from './reader.js';
 import { readExportTo } from './validate-route.js';
@@ -17,7 +18,7 @@ export function validateDestinationRule(sink: IssueSink, body: Obj, name: string
     workloadSelector: NOT_SUPPORTED('workloadSelector'),
   });
   if (!spec) return undefined;
-  const host = readString(sink, spec.host, 'spec.host', { pattern: SERVICE_NAME, expected: 'the name of a meshlet Service (a DNS label)' });
+  const host = readHost(sink, spec.host, 'spec.host');
   const trafficPolicy = spec.trafficPolicy === undefined ? undefined : readTrafficPolicy(sink, spec.trafficPolicy, 'spec.trafficPolicy');
   if (spec.exportTo !== undefined) readExportTo(sink, spec.exportTo, 'spec.exportTo');
   const gaps: Draft['gaps'] = new Set(name === undefined ? ['name'] : []);
@@ -35,7 +36,7 @@ export function validateDestinationRule(sink: IssueSink, body: Obj, name: string
       subsets.push(s);
     });
   }
-  return { doc: { kind: 'DestinationRule', name: name ?? UNREAD, host: host ?? UNREAD, ...(trafficPolicy ? { trafficPolicy } : {}), subsets, ref: sink.doc }, gaps };
+  return { doc: { kind: 'DestinationRule', name: name ?? UNREAD, namespace: sink.namespace, host: host ?? UNREAD, hostRefs: sink.hosts, ...(trafficPolicy ? { trafficPolicy } : {}), subsets, ref: sink.doc }, gaps };
 }
 
 function readSubset(sink: IssueSink, value: unknown, path: string): Subset {

@@ -1,4 +1,5 @@
 // One problem with one field of one document, and how it is printed.
+import type { HostRef } from './model.js';
 
 /** Where a document came from: its file (or etcd key), index, kind and name. */
 export interface DocRef {
@@ -70,8 +71,14 @@ export function formatIssues(issues: Issue[]): string {
   return issues.map((i) => `  - ${formatIssue(i)}`).join('\n');
 }
 
-/** Collects issues for one document; `at(path)` reports against a field. */
+/**
+ * Collects issues for one document; `at(path)` reports against a field. It also carries what reading the
+ * rest of the document needs to know: its namespace (short hosts are relative to it, read from metadata
+ * before the spec) and the hosts read so far, which the set-level checks resolve against the Services.
+ */
 export class IssueSink {
+  namespace = 'default';
+  readonly hosts: HostRef[] = [];
   constructor(readonly doc: DocRef, readonly out: Issue[]) {}
   add(path: string, message: string): void {
     this.out.push({ doc: this.doc, path, message });

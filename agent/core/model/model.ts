@@ -44,6 +44,8 @@ export interface Upstream {
 export interface Service {
   kind: 'Service';
   name: string;
+  /** `metadata.namespace` (default `default`). Names stay unique across namespaces: etcd keys have none. */
+  namespace: string;
   protocol: Protocol;
   port: number;
   versions: Version[];
@@ -152,16 +154,52 @@ export interface HeaderOps {
   response: { set: Record<string, string>; add: Record<string, string>; remove: string[] };
 }
 
+/** Istio's L4 match attributes (`tcp` and `tls` routes); each given one must hold. */
+export interface L4Match {
+  /** The port addressed; a meshlet Service has one, so it can only be the Service's. */
+  port?: number;
+  /** The caller's workload labels (`app`, `version`): see xds/source-labels.ts. */
+  sourceLabels?: Record<string, string>;
+  sourceNamespace?: string;
+}
+
 export interface TcpRoute {
+  match: L4Match[];
   route: Destination[];
+}
+
+/** A TLS passthrough route: the client's SNI (read by Envoy's tls_inspector) picks the destinations. */
+export interface TlsRoute {
+  match: (L4Match & { sniHosts: string[] })[];
+  route: Destination[];
+}
+
+/**
+ * A host as written in a document and the Service it resolves to: `reviews` is relative to the document's
+ * namespace, `reviews.prod`, `reviews.prod.svc` and `reviews.prod.svc.<cluster domain>` name `prod`.
+ * The set-level checks compare the namespace with the Service's and the domain with the configured one.
+ */
+export interface HostRef {
+  path: string;
+  written: string;
+  name: string;
+  namespace: string;
+  domain?: string;
 }
 
 export interface VirtualService {
   kind: 'VirtualService';
   name: string;
+  namespace: string;
+  /** The Services routed, by name (each host resolved: see hostRefs). */
   hosts: string[];
   http: HttpRoute[];
   tcp: TcpRoute[];
+  tls: TlsRoute[];
+  /** `exportTo` as written (`.` and `*`); absent means every namespace. */
+  exportTo?: string[];
+  /** Every host of the document as written, for the set-level checks. */
+  hostRefs: HostRef[];
   ref: DocRef;
 }
 
@@ -197,7 +235,9 @@ export interface Subset {
 export interface DestinationRule {
   kind: 'DestinationRule';
   name: string;
+  namespace: string;
   host: string;
+  hostRefs: HostRef[];
   trafficPolicy?: TrafficPolicy;
   subsets: Subset[];
   ref: DocRef;

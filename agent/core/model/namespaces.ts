@@ -1,5 +1,4 @@
-// A document's namespace. Until Services and routes carry `namespace` (issue 14, item 1), every document is in
-// `default`, as a Kubernetes object without one is: this is the one place that knows.
+// A document's namespace: `metadata.namespace`, or `default` when none was written, as for a Kubernetes object.
 export const DEFAULT_NAMESPACE = 'default';
 
 export function namespaceOf(doc: object): string {

@@ -44,7 +44,7 @@ export function referencedClusters(service: string, vs: VirtualService | undefin
     for (const d of r.route) names.add(clusterName(d.host, d.subset));
     for (const m of r.mirrors) names.add(clusterName(m.host, m.subset));
   }
-  for (const r of vs.tcp) for (const d of r.route) names.add(clusterName(d.host, d.subset));
+  for (const r of [...vs.tcp, ...vs.tls]) for (const d of r.route) names.add(clusterName(d.host, d.subset));
   return [...names].sort();
 }
 

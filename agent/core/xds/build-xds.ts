@@ -1,13 +1,14 @@
 // The xDS resources one client needs: a sidecar's outbound listeners, or a proxyless gRPC app's API listeners.
-import type { Desired, Instance, Service, VirtualService } from '../model/model.js';
+import type { Desired, Instance, VirtualService } from '../model/model.js';
 import type { Workload } from '../render/placement.js';
 import type { EndpointWarning } from './build-clusters.js';
 import { buildCluster, buildEndpoints, resolveCluster } from './build-clusters.js';
-import { CORS_FILTER, FAULT_FILTER, buildRouteConfig, referencedClusters, usesCors, weighted } from './build-routes.js';
+import { CORS_FILTER, FAULT_FILTER, buildRouteConfig, referencedClusters, usesCors } from './build-routes.js';
 import { expandDelegates } from '../model/delegates.js';
 import type { Caller } from './source-labels.js';
 import { callerOf } from './source-labels.js';
-import { namespaceOf } from '../model/namespaces.js';
+import { DEFAULT_NAMESPACE, namespaceOf } from '../model/namespaces.js';
+import { l4Listener } from './build-l4.js';
 import type { Json } from './envoy-types.js';
 import { ADS_SOURCE, TYPE, socketAddress } from './envoy-types.js';
 
@@ -27,9 +28,12 @@ const HTTP_FILTERS = [
 // Istio puts CORS ahead of fault injection: a preflight is answered even on a route that injects faults.
 const CORS_HTTP_FILTER = { name: CORS_FILTER, typed_config: { '@type': TYPE.cors } };
 
-/** The VirtualService routing `service`, its delegate rules expanded into the delegates' rules. */
-function routeFor(service: string, desired: Desired): VirtualService | undefined {
-  const vs = desired.routes.find((r) => r.hosts.includes(service));
+/**
+ * The VirtualService routing `service` for a caller in `namespace` (`exportTo: ["."]` keeps it to its own
+ * namespace), its delegate rules expanded into the delegates' rules.
+ */
+function routeFor(service: string, desired: Desired, namespace: string): VirtualService | undefined {
+  const vs = desired.routes.find((r) => r.hosts.includes(service) && (!r.exportTo || r.exportTo.includes('*') || namespaceOf(r) === namespace));
   if (!vs || !vs.http.some((r) => r.delegate)) return vs;
   const find = (name: string, ns: string) => desired.routes.find((r) => r.name === name && namespaceOf(r) === ns);
   return { ...vs, http: expandDelegates(vs, find, namespaceOf(vs)) };
@@ -47,13 +51,13 @@ export function buildSidecarResources(w: Workload, desired: Desired, instances: 
     if (u.mode !== 'proxy') continue;
     const target = desired.services.find((s) => s.name === u.service);
     if (!target) continue;
-    const vs = routeFor(u.service, desired);
+    const vs = routeFor(u.service, desired, caller.namespace);
     referencedClusters(u.service, vs).forEach((c) => clusterNames.add(c));
     const name = `outbound_${u.localPort}_${u.service}`;
     if (target.protocol === 'tcp') {
-      listeners.push(listener(name, u.localPort!, tcpProxy(target, vs)));
+      listeners.push(listener(name, u.localPort!, l4Listener(target, vs, caller)));
     } else {
-      listeners.push(listener(name, u.localPort!, httpConnectionManager(u.service, usesCors(vs))));
+      listeners.push(listener(name, u.localPort!, { filter_chains: [{ filters: [httpConnectionManager(u.service, usesCors(vs))] }] }));
       routes.push(buildRouteConfig(u.service, vs, { proxyless: false, caller, listenerPort: u.localPort! }));
     }
   }
@@ -62,15 +66,17 @@ export function buildSidecarResources(w: Workload, desired: Desired, instances: 
 
 /**
  * Resources for a proxyless gRPC client dialing `xds:///<service>` for each of `services`. `caller`: the
- * workload of the app, when the agent started it; a client it does not know gets no sourceLabels rules.
+ * workload of the app, when the agent started it; a client it does not know gets no sourceLabels rules and is
+ * taken to be in the `default` namespace.
  */
 export function buildProxylessResources(services: string[], desired: Desired, instances: Instance[], warnings: EndpointWarning[], caller?: Caller): XdsResources {
+  const namespace = caller?.namespace ?? DEFAULT_NAMESPACE;
   const listeners: Json[] = [];
   const routes: Json[] = [];
   const clusterNames = new Set<string>();
   for (const name of [...services].sort()) {
     if (!desired.services.some((s) => s.name === name)) continue;
-    const vs = routeFor(name, desired);
+    const vs = routeFor(name, desired, namespace);
     referencedClusters(name, vs).forEach((c) => clusterNames.add(c));
     listeners.push({ name, api_listener: { api_listener: hcmConfig(name) } });
     routes.push(buildRouteConfig(name, vs, { proxyless: true, ...(caller ? { caller } : {}) }));
@@ -90,13 +96,13 @@ function clustersAndEndpoints(names: string[], desired: Desired, instances: Inst
   return { clusters, endpoints };
 }
 
-function listener(name: string, port: number, filter: Json): Json {
+function listener(name: string, port: number, chains: Json): Json {
   return {
     name,
     address: socketAddress('127.0.0.1', port),
     // Sidecars of several apps on one host may proxy the same upstream on the same localPort.
     enable_reuse_port: true,
-    filter_chains: [{ filters: [filter] }],
+    ...chains,
   };
 }
 
@@ -112,14 +118,4 @@ function hcmConfig(service: string, cors = false): Json {
 /** `cors`: only a listener whose routes carry a CORS policy gets the filter, so adding one leaves the others untouched. */
 function httpConnectionManager(service: string, cors: boolean): Json {
   return { name: 'envoy.filters.network.http_connection_manager', typed_config: { ...hcmConfig(service, cors), codec_type: 'AUTO' } };
-}
-
-function tcpProxy(target: Service, vs: VirtualService | undefined): Json {
-  // TcpProxy's cluster weights must be >= 1 (unlike a route's): a 0-weight destination is left out of the
-  // filter (its cluster stays, as for http), so a 100/0 canary flip is not refused.
-  const dests = vs?.tcp[0]?.route.filter((d) => d.weight !== 0);
-  return {
-    name: 'envoy.filters.network.tcp_proxy',
-    typed_config: { '@type': TYPE.tcpProxy, stat_prefix: target.name, ...(dests && dests.length > 0 ? weighted(dests) : { cluster: target.name }) },
-  };
 }
