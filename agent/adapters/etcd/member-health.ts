@@ -11,7 +11,7 @@
 import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, type IOptions } from 'etcd3';
 import { noop, type IDefaultPolicyContext, type IPolicy } from 'cockatiel';
 
-/** Probe every member this often; a member is down after PROBE_FAILURES probes in a row go unanswered. */
+/** Probe every member this often; a member is down after PROBE_FAILURES probes in a row go unanswered (~2–3 s). */
 export const PROBE_INTERVAL_MS = 1_000;
 export const PROBE_DEADLINE_MS = 1_000;
 export const PROBE_FAILURES = 2;
@@ -57,6 +57,7 @@ export interface MemberEvents {
 export class MemberHealth {
   readonly #members = new Map<string, Member>();
   readonly #timer: NodeJS.Timeout;
+  #closed = false;
 
   /** `probeOptions`: the client's own options (TLS, auth, keepalive) for the one-member probe clients. */
   constructor(hosts: string[], probeOptions: IOptions, private readonly events: Partial<MemberEvents> = {}) {
@@ -92,6 +93,7 @@ export class MemberHealth {
   }
 
   close(): void {
+    this.#closed = true;
     clearInterval(this.#timer);
     for (const m of this.#members.values()) m.probe.close();
   }
@@ -126,19 +128,26 @@ export class MemberHealth {
   }
 
   #probeAll(): void {
-    for (const m of this.#members.values()) {
-      if (m.probing) continue;
-      m.probing = true;
-      // Status is answered by the member itself (no raft round): it tells that this member is there, not the quorum.
-      m.probe.maintenance
-        .status({ deadline: new Date(Date.now() + PROBE_DEADLINE_MS) })
-        .then(
-          () => this.#markUp(m),
-          (err: Error) => {
-            if (++m.failedProbes >= PROBE_FAILURES) this.#markDown(m, `no answer to ${m.failedProbes} probes: ${err.message}`);
-          },
-        )
-        .finally(() => (m.probing = false));
+    for (const m of this.#members.values()) if (!m.probing && !this.#closed) void this.#probe(m);
+  }
+
+  /** A probe that goes unanswered is repeated at once, not a period later: two in a row and the member is down. */
+  async #probe(m: Member): Promise<void> {
+    m.probing = true;
+    try {
+      for (;;) {
+        try {
+          // Status is answered by the member itself (no raft round): it tells that this member is there, not the quorum.
+          await m.probe.maintenance.status({ deadline: new Date(Date.now() + PROBE_DEADLINE_MS) });
+          this.#markUp(m);
+          return;
+        } catch (err) {
+          if (this.#closed) return;
+          if (++m.failedProbes >= PROBE_FAILURES) return this.#markDown(m, `no answer to ${m.failedProbes} probes: ${(err as Error).message}`);
+        }
+      }
+    } finally {
+      m.probing = false;
     }
   }
 }
