@@ -1,7 +1,8 @@
 // How soon the agent's etcd client works again after the member it talks to dies: on a real three-member cluster,
 // the member serving the client's desired-state watch is killed (SIGKILL) or frozen (SIGSTOP); measured from
 // the signal to the next put+get pair through the agent's client that succeeds, and to the watch delivering a
-// put made meanwhile (through a live member by another client). BENCH_FAILOVER_N rounds of each (default 12).
+// put made meanwhile (through a live member by another client); then, of 10 put+get pairs in a row, how many
+// still failed (the user's report: calls kept going to the dead member). BENCH_FAILOVER_N rounds of each (default 12).
 import { Etcd3 } from 'etcd3';
 import { noop } from 'cockatiel';
 import { systemClock } from '../../agent/core/clock.js';
@@ -15,6 +16,7 @@ import { report } from './stats.js';
 
 const N = Number(process.env.BENCH_FAILOVER_N ?? 12);
 const ATTEMPT_EVERY_MS = 100;
+const AFTER_PAIRS = 10;
 const prefix = '/bench-failover';
 const cluster = await startEtcdCluster();
 const client = createEtcd({ endpoints: cluster.urls, prefix, retries: 0, dialTimeoutMs: 1_000 });
@@ -59,6 +61,21 @@ async function untilPutGet(t0: number, round: string): Promise<{ ms: number; fai
   return { ms, failed };
 }
 
+/** Once the cluster takes writes again: of AFTER_PAIRS put+get pairs in a row, how many failed (went to the dead member). */
+async function failuresAfter(round: string): Promise<number> {
+  let failed = 0;
+  for (let i = 0; i < AFTER_PAIRS; i++) {
+    const key = `${prefix}/after/${round}/${i}`;
+    try {
+      await etcdCall(`writing ${key}`, (o) => client.put(key).value('v').options(o).exec());
+      await etcdCall(`reading ${key}`, (o) => client.get(key).options(o).string());
+    } catch {
+      failed++;
+    }
+  }
+  return failed;
+}
+
 /** Milliseconds from `t0` until the watch delivers a key put through `live` by another client. */
 async function untilWatched(t0: number, live: ClusterMember, round: string): Promise<number> {
   const writer = new Etcd3({ hosts: live.url, faultHandling: { host: () => noop, global: noop } });
@@ -78,6 +95,7 @@ async function rounds(fault: 'kill' | 'freeze') {
   const watched: number[] = [];
   const wasLeader: boolean[] = [];
   let failedPairs = 0;
+  const failedAfter: number[] = [];
   for (let r = 0; r < N; r++) {
     // Settled first: a leader, every member answering the client's probes, the watch attached.
     await cluster.leader(30_000);
@@ -93,6 +111,7 @@ async function rounds(fault: 'kill' | 'freeze') {
     const [a, b] = await Promise.all([untilPutGet(t0, round), untilWatched(t0, live, round)]);
     putGet.push(a.ms);
     failedPairs += a.failed;
+    failedAfter.push(await failuresAfter(round));
     watched.push(b);
     if (fault === 'kill') await cluster.restart(target);
     else cluster.thaw(target);
@@ -100,6 +119,7 @@ async function rounds(fault: 'kill' | 'freeze') {
   const extra = { fault: fault === 'kill' ? 'SIGKILL' : 'SIGSTOP', members: 3, leaderFaulted: wasLeader.filter(Boolean).length, failedPairs };
   report(`etcd_failover_${fault}_to_put_get`, 'ms', putGet, extra);
   report(`etcd_failover_${fault}_to_watch_event`, 'ms', watched, extra);
+  report(`etcd_failover_${fault}_failed_pairs_after`, `of ${AFTER_PAIRS} pairs`, failedAfter, extra);
   // Split by the faulted member's role: a leader's loss adds an election, and a write already forwarded to it
   // waits out its deadline (etcd drops the proposal); that is the quorum, not the client.
   for (const [role, leader] of [['leader', true], ['follower', false]] as const) {
