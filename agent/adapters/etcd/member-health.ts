@@ -8,7 +8,7 @@
 // with one host that breaker fails every call for 5 s, so meshlet ran without one: after a member died, a third of
 // the calls still went to it (ECONNREFUSED), and a frozen member (SIGSTOP) held a third of them for their whole
 // deadline, and any watch or keepalive stream on it for 15 s (the gRPC keepalive).
-import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, type IOptions } from 'etcd3';
+import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, RecoverableError, type IOptions } from 'etcd3';
 import { noop, type IDefaultPolicyContext, type IPolicy } from 'cockatiel';
 
 /** Probe every member this often; a member is down after PROBE_FAILURES probes in a row go unanswered (~2–3 s). */
@@ -16,8 +16,9 @@ export const PROBE_INTERVAL_MS = 1_000;
 export const PROBE_DEADLINE_MS = 1_000;
 export const PROBE_FAILURES = 2;
 
-/** Thrown by a member's gate instead of calling it: etcd3's pool then tries the next member. */
+/** Thrown by a member's gate instead of calling it: etcd3's pool then tries the next member. Recoverable: retried. */
 export class MemberDownError extends Error {
+  readonly [RecoverableError] = true;
   constructor(readonly host: string, readonly reason: string) {
     super(`etcd member ${host} is down (${reason})`);
   }
@@ -60,7 +61,7 @@ export class MemberHealth {
   #closed = false;
 
   /** `probeOptions`: the client's own options (TLS, auth, keepalive) for the one-member probe clients. */
-  constructor(hosts: string[], probeOptions: IOptions, private readonly events: Partial<MemberEvents> = {}) {
+  constructor(hosts: string[], probeOptions: Omit<IOptions, 'hosts'>, private readonly events: Partial<MemberEvents> = {}) {
     for (const host of hosts) {
       const probe = new Etcd3({ ...probeOptions, hosts: host, faultHandling: { host: () => noop, global: noop } });
       this.#members.set(host, { host, down: undefined, failedProbes: 0, probing: false, streams: new Set(), probe });
