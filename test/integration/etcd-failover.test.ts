@@ -14,6 +14,7 @@ import { EtcdDesiredSource } from '../../agent/adapters/etcd/etcd-source.js';
 import { startEtcdCluster, type ClusterMember, type EtcdCluster } from '../helpers/etcd-cluster.js';
 import { uniquePrefix } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/wait.js';
+import { RecordingLogger } from '../helpers/recording-logger.js';
 
 const OPS = 30;
 const TTL = 6;
@@ -30,7 +31,8 @@ after(async () => {
 /** What the agent runs on one client: its lease kept alive, a key under it, and a desired-state watch. */
 async function agentSide(prefix: string) {
   const client: MeshletEtcd = createEtcd({ endpoints: cluster.urls, prefix, retries: 0, dialTimeoutMs: 1_000 });
-  const lease = new NodeLease(client, TTL, systemClock, silentLogger);
+  const leaseLog = new RecordingLogger();
+  const lease = new NodeLease(client, TTL, systemClock, leaseLog);
   const states: LeaseState[] = [];
   lease.on('state', (s) => states.push(s));
   await lease.start();
@@ -45,7 +47,7 @@ async function agentSide(prefix: string) {
     await lease.stop();
     client.close();
   };
-  return { client, lease, states, source, close };
+  return { client, lease, leaseLog, states, source, close };
 }
 
 /** `n` puts each followed by a get of the same key, one after the other; the failures' messages. */
@@ -79,8 +81,9 @@ async function assertWatchAndLease(side: Awaited<ReturnType<typeof agentSide>>, 
   await waitFor(`the watch to see ${key}`, () => side.source.current()?.entries.get(key)?.value === tag);
   await new Promise((r) => setTimeout(r, TTL * 1000 + 1_000));
   const leased = await etcdCall('reading the leased key', (o) => side.client.get(`${prefix}/leased`).options(o).string());
+  const log = side.leaseLog.lines.map((l) => `${new Date(l.at).toISOString()} ${l.msg} ${JSON.stringify(l.fields)}`).join('\n');
+  assert.ok(!side.states.includes('lost'), `lease states: ${side.states.join(' → ')}\n${log}`);
   assert.equal(leased, '1', 'the leased key outlived a TTL: the keepalive went on through a live member');
-  assert.ok(!side.states.includes('lost'), `lease states: ${side.states.join(' → ')}`);
   assert.equal(side.lease.state, 'alive');
 }
 
@@ -89,6 +92,7 @@ test('leader killed: put/get, the lease keepalive and the watch go on through th
   const side = await agentSide(prefix);
   t.after(side.close);
   const leader = await cluster.leader();
+  side.leaseLog.info('killing the leader', { member: leader.url });
   await cluster.kill(leader);
   t.after(() => cluster.restart(leader));
   // A new leader first: calls fail without one whichever member they go to (that is quorum, not the client).
