@@ -4,10 +4,10 @@
 //
 // Why etcd3 1.1.2 needs this: its pool (connection-pool.js) picks a random host per call and runs the call through
 // that host's policy; a call that reaches the host and fails is NOT tried on another host (only a policy that
-// refuses without calling makes it move on). Its default host policy is a breaker that opens after 3 failures, and
-// with one host that breaker fails every call for 5 s, so meshlet ran without one: after a member died, a third of
-// the calls still went to it (ECONNREFUSED), and a frozen member (SIGSTOP) held a third of them for their whole
-// deadline, and any watch or keepalive stream on it for 15 s (the gRPC keepalive).
+// refuses without calling makes it move on). Its default host policy is a breaker that opens after 3 failures in a
+// row and then fails every call to that host for 5 s, all calls when it is the only one, so meshlet ran without one:
+// after a member died a third of the calls still went to it (ECONNREFUSED), a frozen member (SIGSTOP) held a third
+// of them for their whole deadline, and any watch or keepalive stream on it for 15 s (the gRPC keepalive).
 import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, RecoverableError, type IOptions } from 'etcd3';
 import { noop, type IDefaultPolicyContext, type IPolicy } from 'cockatiel';
 
@@ -26,8 +26,8 @@ export class MemberDownError extends Error {
 
 /** A call that never left this client: gRPC had no connection to the member, so another member may take it. */
 export function isUnsent(err: unknown): boolean {
-  // grpc-js's picker answers UNAVAILABLE "No connection established" while the member's channel is in
-  // TRANSIENT_FAILURE (connection refused, reset): nothing was written to the wire.
+  // grpc-js's picker fails a call with UNAVAILABLE "No connection established" when the member's channel is in
+  // TRANSIENT_FAILURE (its connect was refused or failed): the call was never written to any connection.
   return err instanceof MemberDownError || (err instanceof GRPCUnavailableError && err.message.includes('No connection established'));
 }
 
