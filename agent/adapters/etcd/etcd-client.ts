@@ -42,7 +42,8 @@ export function createEtcd(conn: EtcdConnection): MeshletEtcd {
     dialTimeout: conn.dialTimeoutMs ?? 3_000,
     grpcOptions: KEEPALIVE,
     // A safety net under the agent's named deadlines (etcd-call.ts), e.g. for the token exchange of --etcd-user.
-    // Streams (watches, lease keepalive) have none: the keepalive above finds a frozen etcd within 15 s.
+    // Streams (watches, lease keepalive) have none: the keepalive above finds a frozen etcd within 15 s (with
+    // several endpoints the member gate cancels the streams on a member its probes find frozen within 2–3 s).
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : callOptions()),
     faultHandling: {
       host: () => noop,
