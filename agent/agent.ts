@@ -84,7 +84,14 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     if (signal.aborted) throw new StartAborted(`starting: ${next}`);
   };
   try {
-    const etcd = outside.etcd({ ...opts.etcd, retries: 0 });
+    const etcd = outside.etcd({
+      ...opts.etcd,
+      retries: 0,
+      members: {
+        down: (member, reason) => log.warn('etcd member down; calls and watches go to the others', { member, reason }),
+        up: (member) => log.info('etcd member answers again', { member }),
+      },
+    });
     shutdown.add('etcd client', () => etcd.close());
     const on = { etcd, keys: k, node: opts.node, clock, log };
     const cluster = shutdown.push('lease and node claim', await joinCluster({ ...on, leaseTtl: opts.leaseTtl, savedLease: saved.leaseId, stateDir, endpoints: opts.etcd.endpoints.join(','), signal }));

@@ -143,7 +143,13 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
   async #ping(id: string): Promise<number> {
     if (!this.#stream) {
       const stream = await this.etcd.leaseClient.leaseKeepAlive();
-      stream.on('error', () => {});
+      // A stream that breaks between two pings (its member killed, or cancelled by the member gate) is dropped
+      // then, so the next ping opens a new one on a live member instead of waiting out its deadline on a dead one.
+      const drop = () => {
+        if (this.#stream === stream) this.#stream = undefined;
+      };
+      stream.on('error', drop);
+      stream.on('end', drop);
       this.#stream = stream;
     }
     const stream = this.#stream as unknown as NodeJS.EventEmitter & { write(req: { ID: string }): void };

@@ -117,7 +117,8 @@ export class EtcdDesiredSource implements DesiredSource {
 
   /**
    * Resolves with a reason when the watch can no longer be trusted. A watch is a stream and has no deadline: a
-   * frozen etcd is found by the gRPC keepalive (etcd-client.ts), which drops the connection and so the watch.
+   * frozen etcd is found by the gRPC keepalive (etcd-client.ts), which drops the connection and so the watch; with
+   * several endpoints the member gate (member-health.ts) cancels it sooner and etcd3 reopens it on a live member.
    */
   async #watchUntilBroken(): Promise<string> {
     // watcher() attaches at once, so stop() can cancel it; create() waits for etcd and cannot be stopped while it is away.
