@@ -1,0 +1,146 @@
+// The agent's resident memory at idle, through a flood of route changes and after it settles (issue: 90 → 121 MiB
+// after 300 `meshlet route` changes, and it stayed there). A real agent process, the dev environment's etcd (own
+// prefix) and Docker, web → api v1/v2 with real Envoy sidecars, so every change is pushed to three real xDS clients.
+// Needs `scripts/dev-env.sh up`. Settings: BENCH_ROUTE_CHANGES (1000), BENCH_WARM_SECONDS (60: the start's own
+// garbage is returned within it), BENCH_IDLE_SECONDS (60),
+// BENCH_SETTLE_SECONDS (60), BENCH_AFTER_SECONDS (60), BENCH_AGENT_NODE_FLAGS (extra node flags for diagnosis,
+// e.g. `--heapsnapshot-signal=SIGUSR2 --trace-gc`; the figures to compare are taken without them).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { keys } from '../../agent/core/model/keys.js';
+import { routeCommand } from '../../agent/commands/canary.js';
+import { freePort } from '../../test/helpers/etcd.js';
+import { ROOT, tempDir } from '../../test/helpers/paths.js';
+import { putDocs } from '../../test/helpers/local-mesh.js';
+import { waitFor } from '../../test/helpers/wait.js';
+import { SIDECAR, adminPort, composeDown, requests, trafficMesh } from '../../test/helpers/agent-traffic.js';
+import { percentile, report } from './stats.js';
+
+const CHANGES = Number(process.env.BENCH_ROUTE_CHANGES ?? 1000);
+const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 60);
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
+const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 60);
+const AFTER_SECONDS = Number(process.env.BENCH_AFTER_SECONDS ?? 60);
+const NODE_FLAGS = (process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
+const ETCD = process.env.MESHLET_TEST_ETCD ?? 'http://127.0.0.1:23790';
+
+const node = `mem-${Math.random().toString(36).slice(2, 8)}`;
+const prefix = `/bench-${node}`;
+// Above test/helpers' randomPortBase range (20000–27999), so a test running meanwhile never takes these ports.
+const base = 41000 + Math.floor(Math.random() * 200) * 20;
+const xdsPort = await freePort();
+const stateDir = tempDir('meshlet-bench-memory-');
+const memFile = join(stateDir, 'memory-usage.json');
+const etcd = new Etcd3({ hosts: ETCD });
+const k = keys(prefix);
+const weights = (i: number) => {
+  const v1 = 1 + ((i * 37) % 99); // 1..99, never the same twice in a row
+  return { v1, v2: 100 - v1 };
+};
+
+// The agent's process.memoryUsage() once a second into a file, from a preload: no change to the agent, no inspector.
+const preload = `data:text/javascript,${encodeURIComponent(`import { writeFileSync } from 'node:fs';
+const f = ${JSON.stringify(memFile)};
+setInterval(() => { try { writeFileSync(f, JSON.stringify(process.memoryUsage())); } catch {} }, 1000).unref();`)}`;
+
+await putDocs(etcd, prefix, trafficMesh(base, node, { weights: { v1: 50, v2: 50 } }));
+const child: ChildProcess = spawn(process.execPath, [...NODE_FLAGS, '--import', preload, join(ROOT, 'dist/agent/bin.js'), 'agent', '--node', node, '--etcd', ETCD, '--prefix', prefix,
+  '--state-dir', stateDir, '--advertise-address', '127.0.0.1', '--sidecar-image', SIDECAR, '--xds-port', String(xdsPort), '--admin-ports', `${base + 10}-${base + 19}`],
+{ stdio: ['ignore', 'ignore', 'pipe'], cwd: stateDir });
+let childErr = '';
+child.stderr!.on('data', (b: Buffer) => (childErr = (childErr + b.toString()).slice(-8000)));
+child.once('exit', (code, signal) => { if (code !== 0 && signal !== 'SIGTERM') console.error(`agent exited with ${code ?? signal}: ${childErr}`); });
+
+try {
+  await run();
+} finally {
+  child.kill('SIGTERM');
+  await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+  composeDown(node, stateDir);
+  await etcd.delete().prefix(prefix).exec().catch(() => {});
+  etcd.close();
+  rmSync(stateDir, { recursive: true, force: true });
+}
+
+async function run(): Promise<void> {
+  // Up: both api versions answer through web's sidecar, and every sidecar has ACKed.
+  await waitFor('both versions answering through web\'s sidecar', async () => {
+    const t = await requests(base + 3, 50);
+    return t.ok === 50 && (t.byVersion.v1 ?? 0) > 0 && (t.byVersion.v2 ?? 0) > 0;
+  }, 300_000, 500);
+  await settled('the mesh to settle', 0);
+  await new Promise((r) => setTimeout(r, WARM_SECONDS * 1000));
+  const idle = await sample(IDLE_SECONDS);
+
+  // The flood: back-to-back `meshlet route` runs (each a read of desired state and a compare-and-swap).
+  const peak: number[] = [];
+  const peakTimer = setInterval(() => peak.push(rss()), 250);
+  const t0 = performance.now();
+  for (let i = 0; i < CHANGES; i++) {
+    const w = weights(i + 1);
+    await routeCommand({ etcd: ETCD, prefix, service: 'api', weights: `v1=${w.v1},v2=${w.v2}` }, () => {}, (line) => console.error(line));
+  }
+  const burstSeconds = (performance.now() - t0) / 1000;
+  const last = Number((await etcd.get('/none').exec()).header.revision);
+  await settled('the agent and web\'s sidecar to take the last change', last, weights(CHANGES));
+  clearInterval(peakTimer);
+  await new Promise((r) => setTimeout(r, SETTLE_SECONDS * 1000));
+  const after = await sample(AFTER_SECONDS);
+
+  const extra = { changes: CHANGES, sidecars: 3, burstSeconds: Math.round(burstSeconds) };
+  report('memory_idle_rss', 'MiB', idle.rss, { seconds: IDLE_SECONDS });
+  report('memory_burst_peak_rss', 'MiB', [Math.max(...peak, ...idle.rss)], extra);
+  report('memory_after_burst_rss', 'MiB', after.rss, { ...extra, settleSeconds: SETTLE_SECONDS, seconds: AFTER_SECONDS });
+  const med = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+  report('memory_after_burst_minus_idle_rss', 'MiB', [med(after.rss) - med(idle.rss)], { ...extra, target: 'at most 5' });
+  report('memory_idle_heap_used', 'MiB', idle.heap);
+  report('memory_after_burst_heap_used', 'MiB', after.heap, extra);
+  report('memory_after_burst_minus_idle_heap_used', 'MiB', [med(after.heap) - med(idle.heap)], extra);
+  report('memory_after_burst_minus_idle_external', 'MiB', [med(after.external) - med(idle.external)], extra);
+}
+
+/**
+ * Waits until the node status reports `revision` applied, every sidecar connected with nothing refused, the
+ * status unchanged for 5 s, and (when given) web's sidecar routing with those weights.
+ */
+async function settled(what: string, revision: number, w?: { v1: number; v2: number }): Promise<void> {
+  let same = { value: '', since: 0 };
+  await waitFor(what, async () => {
+    const value = (await etcd.get(k.nodeStatus(node)).string()) ?? '{}';
+    const s = JSON.parse(value) as { appliedRevision?: number; sidecars?: { connected: boolean; nack?: unknown }[]; xdsErrors?: Record<string, unknown> };
+    if ((s.appliedRevision ?? 0) < revision || s.sidecars?.length !== 3 || !s.sidecars.every((c) => c.connected && !c.nack)) return false;
+    if (Object.keys(s.xdsErrors ?? {}).length > 0) throw new Error(`xDS snapshots refused: ${JSON.stringify(s.xdsErrors)}`);
+    if (w && !(await routesWith(w))) return false;
+    if (value !== same.value) same = { value, since: Date.now() };
+    return Date.now() - same.since >= 5_000;
+  }, 600_000, 500);
+}
+
+/** Whether web's sidecar's dynamic route configuration splits api with exactly these weights. */
+async function routesWith(w: { v1: number; v2: number }): Promise<boolean> {
+  const res = await fetch(`http://127.0.0.1:${adminPort(stateDir, 'web-v1')}/config_dump?resource=dynamic_route_configs`, { signal: AbortSignal.timeout(5000) });
+  const text = await res.text();
+  const split = (v: string, n: number) => new RegExp(`"name":\\s*"[^"]*api[^"]*${v}[^"]*",\\s*"weight":\\s*${n}\\b`).test(text);
+  return split('v1', w.v1) && split('v2', w.v2);
+}
+
+function rss(): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for the agent (pid ${child.pid}): ${childErr}`);
+  return Number(m[1]) / 1024;
+}
+
+/** RSS, heap used and external memory once a second for `seconds`. */
+async function sample(seconds: number): Promise<{ rss: number[]; heap: number[]; external: number[] }> {
+  const out = { rss: [] as number[], heap: [] as number[], external: [] as number[] };
+  for (let s = 0; s < seconds; s++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    out.rss.push(rss());
+    const m = JSON.parse(readFileSync(memFile, 'utf8')) as { heapUsed: number; external: number };
+    out.heap.push(m.heapUsed / 2 ** 20);
+    out.external.push(m.external / 2 ** 20);
+  }
+  return out;
+}
