@@ -1,6 +1,7 @@
 // The agent's resident memory at idle, through a flood of route changes and after it settles (issue: 90 → 121 MiB
 // after 300 `meshlet route` changes, and it stayed there). A real agent process, the dev environment's etcd (own
-// prefix) and Docker, web → api v1/v2 with real Envoy sidecars, so every change is pushed to three real xDS clients.
+// prefix) and Docker, web → api v1/v2/v3 with real Envoy sidecars, so every change is pushed to four real xDS clients,
+// and each change is a split not seen before (so a cache that keeps every version shows).
 // Needs `scripts/dev-env.sh up`. Settings: BENCH_ROUTE_CHANGES (1000), BENCH_WARM_SECONDS (60: the start's own
 // garbage is returned within it), BENCH_IDLE_SECONDS (60),
 // BENCH_SETTLE_SECONDS (60), BENCH_AFTER_SECONDS (60), BENCH_AGENT_NODE_FLAGS (extra node flags for diagnosis,
@@ -44,13 +45,22 @@ const stateDir = tempDir('meshlet-bench-memory-');
 const memFile = join(stateDir, 'memory-usage.json');
 const etcd = new Etcd3({ hosts: ETCD });
 const k = keys(prefix);
-const weights = (i: number) => {
-  const v1 = 1 + ((i * 37) % 99); // 1..99, never the same twice in a row
-  return { v1, v2: 100 - v1 };
+/** The i-th of every v1/v2/v3 split with each at least 1: 4,851 of them, so each change is a new route version. */
+const weights = (i: number): Weights => {
+  let n = i % 4851;
+  for (let v1 = 1; v1 <= 98; v1++) {
+    if (n < 99 - v1) return { v1, v2: 1 + n, v3: 99 - v1 - n };
+    n -= 99 - v1;
+  }
+  throw new Error('unreachable');
 };
+type Weights = { v1: number; v2: number; v3: number };
+const weightsFlag = (w: Weights) => `v1=${w.v1},v2=${w.v2},v3=${w.v3}`;
+// web's sidecar listens for api here (trafficMesh's own base+3 is v3's port when there are three versions).
+const proxy = base + 8;
 
 // The agent's process.memoryUsage() once a second into a file, from a preload: no change to the agent, no inspector.
-const preload = `data:text/javascript,${encodeURIComponent(`import { appendFileSync, writeFileSync } from 'node:fs';
+const preload = `data:text/javascript,${encodeURIComponent(`import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
 const f = ${JSON.stringify(memFile)};
 const timeline = ${JSON.stringify(DIAGNOSE_DIR ? join(DIAGNOSE_DIR, 'timeline.jsonl') : '')};
 const v8 = ${DIAGNOSE} ? await import('node:v8') : undefined;
@@ -58,12 +68,13 @@ const spaces = () => Object.fromEntries((v8?.getHeapSpaceStatistics() ?? []).map
 setInterval(() => {
   try {
     const m = process.memoryUsage();
-    writeFileSync(f, JSON.stringify({ ...m, spaces: spaces() }));
+    writeFileSync(f + '.new', JSON.stringify({ ...m, spaces: spaces() }));
+    renameSync(f + '.new', f); // whole, never half-written when read
     if (timeline) appendFileSync(timeline, JSON.stringify({ t: Date.now(), ...m }) + '\\n');
   } catch {}
 }, 1000).unref();`)}`;
 
-await putDocs(etcd, prefix, trafficMesh(base, node, { weights: { v1: 50, v2: 50 } }));
+await putDocs(etcd, prefix, trafficMesh(base, node, { versions: ['v1', 'v2', 'v3'], weights: { v1: 34, v2: 33, v3: 33 } }).replace(`localPort: ${base + 3}`, `localPort: ${proxy}`));
 const child: ChildProcess = spawn(process.execPath, [...NODE_FLAGS, '--import', preload, join(ROOT, 'dist/agent/bin.js'), 'agent', '--node', node, '--etcd', ETCD, '--prefix', prefix,
   '--state-dir', stateDir, '--advertise-address', '127.0.0.1', '--sidecar-image', SIDECAR, '--xds-port', String(xdsPort), '--admin-ports', `${base + 10}-${base + 19}`],
 { stdio: ['ignore', DIAGNOSE_DIR ? openSync(join(DIAGNOSE_DIR, 'agent.out'), 'a') : 'ignore', 'pipe'], cwd: stateDir });
@@ -83,10 +94,10 @@ try {
 }
 
 async function run(): Promise<void> {
-  // Up: both api versions answer through web's sidecar, and every sidecar has ACKed.
-  await waitFor('both versions answering through web\'s sidecar', async () => {
-    const t = await requests(base + 3, 50);
-    return t.ok === 50 && (t.byVersion.v1 ?? 0) > 0 && (t.byVersion.v2 ?? 0) > 0;
+  // Up: every api version answers through web's sidecar, and every sidecar has ACKed.
+  await waitFor('every version answering through web\'s sidecar', async () => {
+    const t = await requests(proxy, 60);
+    return t.ok === 60 && ['v1', 'v2', 'v3'].every((v) => (t.byVersion[v] ?? 0) > 0);
   }, 300_000, 500);
   await settled('the mesh to settle', 0);
   phase('warm');
@@ -102,8 +113,7 @@ async function run(): Promise<void> {
   phase('burst');
   const t0 = performance.now();
   for (let i = 0; i < CHANGES; i++) {
-    const w = weights(i + 1);
-    await routeCommand({ etcd: ETCD, prefix, service: 'api', weights: `v1=${w.v1},v2=${w.v2}` }, () => {}, (line) => console.error(line));
+    await routeCommand({ etcd: ETCD, prefix, service: 'api', weights: weightsFlag(weights(i + 1)) }, () => {}, (line) => console.error(line));
   }
   const burstSeconds = (performance.now() - t0) / 1000;
   phase('burst written');
@@ -118,7 +128,7 @@ async function run(): Promise<void> {
   diagnose('after the burst');
   await heapSnapshot();
 
-  const extra = { changes: CHANGES, sidecars: 3, burstSeconds: Math.round(burstSeconds) };
+  const extra = { changes: CHANGES, sidecars: 4, burstSeconds: Math.round(burstSeconds) };
   report('memory_idle_rss', 'MiB', idle.rss, { seconds: IDLE_SECONDS });
   report('memory_burst_peak_rss', 'MiB', [Math.max(...peak, ...idle.rss)], extra);
   report('memory_after_burst_rss', 'MiB', after.rss, { ...extra, settleSeconds: SETTLE_SECONDS, seconds: AFTER_SECONDS });
@@ -135,12 +145,12 @@ async function run(): Promise<void> {
  * Waits until the node status reports `revision` applied, every sidecar connected with nothing refused, the
  * status unchanged for 5 s, and (when given) web's sidecar routing with those weights.
  */
-async function settled(what: string, revision: number, w?: { v1: number; v2: number }): Promise<void> {
+async function settled(what: string, revision: number, w?: Weights): Promise<void> {
   let same = { value: '', since: 0 };
   await waitFor(what, async () => {
     const value = (await etcd.get(k.nodeStatus(node)).string()) ?? '{}';
     const s = JSON.parse(value) as { appliedRevision?: number; sidecars?: { connected: boolean; nack?: unknown }[]; xdsErrors?: Record<string, unknown> };
-    if ((s.appliedRevision ?? 0) < revision || s.sidecars?.length !== 3 || !s.sidecars.every((c) => c.connected && !c.nack)) return false;
+    if ((s.appliedRevision ?? 0) < revision || s.sidecars?.length !== 4 || !s.sidecars.every((c) => c.connected && !c.nack)) return false;
     if (Object.keys(s.xdsErrors ?? {}).length > 0) throw new Error(`xDS snapshots refused: ${JSON.stringify(s.xdsErrors)}`);
     if (w && !(await routesWith(w))) return false;
     if (value !== same.value) same = { value, since: Date.now() };
@@ -149,11 +159,11 @@ async function settled(what: string, revision: number, w?: { v1: number; v2: num
 }
 
 /** Whether web's sidecar's dynamic route configuration splits api with exactly these weights. */
-async function routesWith(w: { v1: number; v2: number }): Promise<boolean> {
+async function routesWith(w: Weights): Promise<boolean> {
   const res = await fetch(`http://127.0.0.1:${adminPort(stateDir, 'web-v1')}/config_dump?resource=dynamic_route_configs`, { signal: AbortSignal.timeout(5000) });
   const text = await res.text();
   const split = (v: string, n: number) => new RegExp(`"name":\\s*"[^"]*api[^"]*${v}[^"]*",\\s*"weight":\\s*${n}\\b`).test(text);
-  return split('v1', w.v1) && split('v2', w.v2);
+  return split('v1', w.v1) && split('v2', w.v2) && split('v3', w.v3);
 }
 
 /** Diagnosis only: asks the agent for a heap snapshot (--heapsnapshot-signal) and gives it time to write it. */
