@@ -84,6 +84,9 @@ child.once('exit', (code, signal) => { if (code !== 0 && signal !== 'SIGTERM') c
 
 try {
   await run();
+} catch (err) {
+  console.error(`the agent's last log lines:\n${childErr}`);
+  throw err;
 } finally {
   child.kill('SIGTERM');
   await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
