@@ -39,14 +39,15 @@ export type AdsEvent =
   | { kind: 'ack'; nodeId: string; typeUrl: TypeUrl; version: string }
   | { kind: 'nack'; nodeId: string; typeUrl: TypeUrl; version: string; message: string };
 
-const ENCODED_MAX = 20_000;
-
 export class AdsServer {
   private server: grpc.Server | undefined;
   private readonly status = new Map<string, XdsClientStatus>();
   private readonly listeners = new Set<(e: AdsEvent) => void>();
-  /** Any bytes by `<type>|<version>`: versions are content hashes, so equal versions are equal bytes. */
-  private readonly encoded = new Map<string, Uint8Array>();
+  /**
+   * Any bytes per resource: the cache hands out one object per content, so each content is encoded once, and its
+   * bytes go with the last snapshot or stream holding it (a map by version kept up to 20,000 old versions' bytes).
+   */
+  private readonly encoded = new WeakMap<Resource, Uint8Array>();
   private readonly cache: SnapshotCache;
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -154,13 +155,8 @@ export class AdsServer {
   }
 
   private encode(typeUrl: TypeUrl, r: Resource): Uint8Array {
-    const key = `${typeUrl}|${r.version}`;
-    let bytes = this.encoded.get(key);
-    if (!bytes) {
-      bytes = encodeResource(typeUrl, r.json);
-      if (this.encoded.size >= ENCODED_MAX) this.encoded.delete(this.encoded.keys().next().value!);
-      this.encoded.set(key, bytes);
-    }
+    let bytes = this.encoded.get(r);
+    if (!bytes) this.encoded.set(r, (bytes = encodeResource(typeUrl, r.json)));
     return bytes;
   }
 

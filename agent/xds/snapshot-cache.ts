@@ -12,7 +12,11 @@ export type TypeUrl = typeof TYPE.listener | typeof TYPE.route | typeof TYPE.clu
 /** Every type a snapshot holds, in the order a change is pushed: clusters → endpoints → listeners → routes. */
 export const PUSH_ORDER: readonly TypeUrl[] = [TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route];
 
-/** One resource; `version` is the hash of its content, so an unchanged resource keeps its version. */
+/**
+ * One resource; `version` is the hash of its content, so an unchanged resource keeps its version. Snapshots that
+ * hold equal content hold the same object, so what is derived from it (the ADS server's encoded bytes) is made once
+ * and lives exactly as long as a snapshot or a stream still holds the resource.
+ */
 export interface Resource {
   readonly name: string;
   readonly json: Json;
@@ -38,7 +42,6 @@ const KEYS: [TypeUrl, keyof XdsResources][] = [
   [TYPE.cluster, 'clusters'],
   [TYPE.endpoint, 'endpoints'],
 ];
-const VALIDATED_MAX = 50_000;
 
 interface FallbackEntry {
   names: string;
@@ -52,10 +55,18 @@ export class SnapshotCache {
   private readonly fallbackSnapshots = new Map<string, FallbackEntry>();
   private readonly watchers = new Map<string, Set<SnapshotListener>>();
   private fallback: Fallback | undefined;
-  /** `<type>|<version>` of resources that passed validateEnvoy: content-addressed, so the check runs once per content. */
-  private readonly validated = new Set<string>();
+  /**
+   * `<type>|<version>` → the resource that passed validateEnvoy, for every resource a served snapshot holds: the
+   * check runs once per content, and equal content is one object. Only what is served is kept; it used to keep
+   * every version ever checked (each route or endpoint change is a new one), with the ADS server's bytes of each.
+   */
+  private live = new Map<string, Resource>();
+  /** Resources built by the test-only seam, which skipped the strict check: never reused as checked. */
+  private readonly unchecked = new WeakSet<Resource>();
   /** The input each node's snapshot was built from, to skip rebuilding an unchanged one. */
   private readonly inputs = new Map<string, string>();
+  /** Each node's last refused input and why: a pass with the same input is refused again without a rebuild. */
+  private readonly refused = new Map<string, { input: string; errors: string[] }>();
 
   /** Checks consistency and validity, then publishes; on failure the previous snapshot keeps serving. */
   setSnapshot(nodeId: string, res: XdsResources): SetResult {
@@ -63,11 +74,18 @@ export class SnapshotCache {
     const input = JSON.stringify(res);
     const previous = this.snapshots.get(nodeId);
     if (previous && this.inputs.get(nodeId) === input) return { ok: true, version: previous.version };
+    const refused = this.refused.get(nodeId);
+    if (refused?.input === input) return { ok: false, errors: refused.errors };
     const built = this.build(res);
-    if (!built.ok) return built;
+    if (!built.ok) {
+      this.refused.set(nodeId, { input, errors: built.errors });
+      return built;
+    }
+    this.refused.delete(nodeId);
     this.inputs.set(nodeId, input);
     this.snapshots.set(nodeId, built.snapshot);
     this.fallbackSnapshots.delete(nodeId);
+    this.forgetUnserved();
     if (previous?.version !== built.snapshot.version) this.notify(nodeId, built.snapshot);
     return { ok: true, version: built.snapshot.version };
   }
@@ -82,6 +100,7 @@ export class SnapshotCache {
     if (!built.ok) return built;
     const previous = this.snapshots.get(nodeId);
     this.snapshots.set(nodeId, built.snapshot);
+    this.forgetUnserved();
     if (previous?.version !== built.snapshot.version) this.notify(nodeId, built.snapshot);
     return { ok: true, version: built.snapshot.version };
   }
@@ -90,6 +109,13 @@ export class SnapshotCache {
   deleteSnapshot(nodeId: string): void {
     this.snapshots.delete(nodeId);
     this.inputs.delete(nodeId);
+    this.refused.delete(nodeId);
+    this.forgetUnserved();
+  }
+
+  /** How many distinct resources (type and content) the cache holds for the snapshots it serves. */
+  resourceCount(): number {
+    return this.live.size;
   }
 
   getSnapshot(nodeId: string): Snapshot | undefined {
@@ -129,6 +155,7 @@ export class SnapshotCache {
       if (this.snapshots.has(nodeId) || !this.watchers.get(nodeId)?.size) this.fallbackSnapshots.delete(nodeId);
       else this.rebuildFallback(nodeId, entry.names === '' ? [] : entry.names.split('\n'), entry.snapshot);
     }
+    this.forgetUnserved();
   }
 
   /** Calls `listener` with each new snapshot (set or fallback) for `nodeId`; returns the unsubscribe. */
@@ -140,7 +167,7 @@ export class SnapshotCache {
       set.delete(listener);
       if (set.size > 0) return;
       this.watchers.delete(nodeId);
-      this.fallbackSnapshots.delete(nodeId);
+      if (this.fallbackSnapshots.delete(nodeId)) this.forgetUnserved();
     };
   }
 
@@ -154,8 +181,22 @@ export class SnapshotCache {
     // An invalid fallback result serves nothing new: the client keeps what it has.
     const snapshot = built?.ok ? built.snapshot : previous;
     this.fallbackSnapshots.set(nodeId, { names: key, snapshot, ...(built?.ok ? { input } : {}) });
+    if (built?.ok) this.forgetUnserved();
     if (snapshot && snapshot.version !== previous?.version) this.notify(nodeId, snapshot);
     return snapshot;
+  }
+
+  /** Keeps the checked resources of the snapshots served (set and fallback), drops the rest. */
+  private forgetUnserved(): void {
+    const live = new Map<string, Resource>();
+    const served = [...this.snapshots.values(), ...[...this.fallbackSnapshots.values()].map((e) => e.snapshot)];
+    for (const snap of served) {
+      if (!snap) continue;
+      for (const [typeUrl, byName] of Object.entries(snap.resources)) {
+        for (const r of byName.values()) if (!this.unchecked.has(r)) live.set(`${typeUrl}|${r.version}`, r);
+      }
+    }
+    this.live = live;
   }
 
   private notify(nodeId: string, snapshot: Snapshot): void {
@@ -174,8 +215,14 @@ export class SnapshotCache {
         const name = String(typeUrl === TYPE.endpoint ? json.cluster_name : json.name);
         if (byName.has(name)) errors.push(`${kind} ${name}: defined twice`);
         const version = contentHash(json);
-        if (strict) errors.push(...this.check(typeUrl, kind, name, version, json));
-        byName.set(name, { name, json, version });
+        // Equal content is one object; its name is part of the content (clusters, listeners, routes; an assignment's cluster_name).
+        let r = strict ? this.live.get(`${typeUrl}|${version}`) : undefined;
+        if (!r) {
+          if (strict) errors.push(...this.check(kind, name, typeUrl, json));
+          r = { name, json, version };
+          if (!strict) this.unchecked.add(r);
+        }
+        byName.set(name, r);
         summary.push([typeUrl, name, version]);
       }
       resources[typeUrl] = byName;
@@ -185,13 +232,7 @@ export class SnapshotCache {
     return { ok: true, snapshot: { version: contentHash(summary), resources } };
   }
 
-  private check(typeUrl: TypeUrl, kind: string, name: string, version: string, json: Json): string[] {
-    const key = `${typeUrl}|${version}`;
-    if (this.validated.has(key)) return [];
-    const issues = validateEnvoy(typeUrl, json);
-    if (issues.length > 0) return issues.map((i) => `${kind} ${name}: ${i.path || '(root)'}: ${i.message}`);
-    if (this.validated.size >= VALIDATED_MAX) this.validated.clear();
-    this.validated.add(key);
-    return [];
+  private check(kind: string, name: string, typeUrl: TypeUrl, json: Json): string[] {
+    return validateEnvoy(typeUrl, json).map((i) => `${kind} ${name}: ${i.path || '(root)'}: ${i.message}`);
   }
 }

@@ -120,6 +120,45 @@ test('versions come from content: same content, same versions; a change, a new v
   assert.equal(v(second, TYPE.route, 'greeter'), v(first, TYPE.route, 'greeter'));
 });
 
+test('after many publications the cache holds only what it serves: the latest snapshot per client, one object per content', () => {
+  const cache = new SnapshotCache();
+  const nodes = ['proxyless~n1~a-v1', 'proxyless~n1~b-v1', 'proxyless~n1~c-v1'];
+  // 200 route and endpoint changes, each a version never seen before, published to three clients.
+  for (let i = 0; i < 200; i++) {
+    const res = buildProxylessResources(['greeter'], greeterMesh({ weights: { v1: 1 + (i % 99), v2: 99 - (i % 99) } }), [INSTANCES[0]!, { ...INSTANCES[1]!, port: 40000 + i }], []);
+    for (const n of nodes) assert.ok(cache.setSnapshot(n, clone(res)).ok);
+  }
+  const served = new Set<string>();
+  for (const n of nodes) for (const [type, byName] of Object.entries(cache.getSnapshot(n)!.resources)) for (const r of byName.values()) served.add(`${type}|${r.version}`);
+  assert.equal(served.size, 6, 'two clusters, two assignments, a listener and a route, shared by the three clients');
+  assert.equal(cache.resourceCount(), served.size, 'nothing kept of the 199 earlier versions');
+  // Equal content is one object, so the ADS server encodes it once (its bytes are keyed by the object).
+  const [a, b] = nodes.map((n) => cache.getSnapshot(n)!);
+  for (const type of Object.keys(a!.resources) as (keyof Snapshot['resources'])[]) {
+    for (const [name, r] of a!.resources[type]) assert.equal(b!.resources[type].get(name), r, `${type} ${name}`);
+  }
+  for (const n of nodes) cache.deleteSnapshot(n);
+  assert.equal(cache.resourceCount(), 0);
+});
+
+test('an unchanged resource keeps its object across publications; a refused input is refused again without a rebuild', () => {
+  const cache = new SnapshotCache();
+  assert.ok(cache.setSnapshot(NODE, greeter()).ok);
+  const first = cache.getSnapshot(NODE)!;
+  assert.ok(cache.setSnapshot(NODE, greeter([INSTANCES[0]!, { ...INSTANCES[1]!, port: 50062 }])).ok);
+  const second = cache.getSnapshot(NODE)!;
+  assert.equal(second.resources[TYPE.cluster].get('greeter|v1'), first.resources[TYPE.cluster].get('greeter|v1'));
+  assert.notEqual(second.resources[TYPE.endpoint].get('greeter|v2'), first.resources[TYPE.endpoint].get('greeter|v2'));
+  const bad = clone(greeter());
+  bad.clusters.find((x) => x.name === 'greeter|v1')!.lb_policy = 'ROUND_ROBINN';
+  const r1 = cache.setSnapshot(NODE, bad);
+  const r2 = cache.setSnapshot(NODE, clone(bad));
+  assert.ok(!r1.ok && !r2.ok);
+  assert.deepEqual(r2.errors, r1.errors);
+  assert.equal(cache.getSnapshot(NODE), second, 'the last good snapshot keeps serving');
+  assert.equal(cache.resourceCount(), 6);
+});
+
 test('proxyless resources carry their content hash where grpc-js-xds compares (stat_prefix, virtual host name)', () => {
   const cache = new SnapshotCache();
   assert.ok(cache.setSnapshot(NODE, greeter()).ok);
