@@ -1,7 +1,7 @@
 // Checks the documents as a set: references between them, and host ports on every node.
 import type { DocRef, Issue } from '../model/issues.js';
 import { claimOrder } from '../model/issues.js';
-import type { Desired, Document, Service, VirtualService } from '../model/model.js';
+import type { Desired, DestinationRule, Document, Service, TrafficPolicy, VirtualService } from '../model/model.js';
 import { placedOn } from '../model/model.js';
 import { at } from './reader.js';
 import { suggestion } from './did-you-mean.js';
@@ -46,6 +46,7 @@ export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly
     const other = ruleOf.get(dr.host);
     if (other) add(dr, 'spec.host', `host ${dr.host} already has DestinationRule "${other}"; one DestinationRule per host`);
     else if (!view.lacks(dr, 'name')) ruleOf.set(dr.host, dr.name);
+    if (svc && !view.lacks(svc, 'port')) checkPortLevels(dr, svc, add);
     dr.subsets.forEach((sub, i) => {
       if (!svc || sub.version === UNREAD || view.lacks(svc, 'versions')) return;
       if (!svc.versions.some((v) => v.name === sub.version)) {
@@ -58,6 +59,16 @@ export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly
 }
 
 type Add = (doc: Document, path: string, message: string, follows?: DocRef) => void;
+
+/** A meshlet Service has one port: settings for any other port would never apply, so they are refused. */
+function checkPortLevels(dr: DestinationRule, svc: Service, add: Add): void {
+  const check = (policy: TrafficPolicy | undefined, path: string) =>
+    policy?.portLevelSettings?.forEach((p) => {
+      if (p.port !== svc.port) add(dr, `${at(at(path, 'portLevelSettings'), p.index)}.port.number`, `expected ${svc.port}, the one port of Service ${svc.name} (settings for port ${p.port} would never apply), got ${p.port}`);
+    });
+  check(dr.trafficPolicy, 'spec.trafficPolicy');
+  dr.subsets.forEach((s, i) => check(s.trafficPolicy, at(at('spec.subsets', i), 'trafficPolicy')));
+}
 
 function checkDuplicates(view: MeshView, add: Add): void {
   for (const list of [view.services, view.routes, view.rules] as Document[][]) {

@@ -1,11 +1,13 @@
 // The xDS resources one client needs: a sidecar's outbound listeners, or a proxyless gRPC app's API listeners.
 import type { Desired, Instance, Service, VirtualService } from '../model/model.js';
 import type { Workload } from '../render/placement.js';
-import type { EndpointWarning } from './build-clusters.js';
+import type { ClusterFlavour, EndpointWarning } from './build-clusters.js';
 import { buildCluster, buildEndpoints, resolveCluster } from './build-clusters.js';
 import { FAULT_FILTER, buildRouteConfig, referencedClusters, weighted } from './build-routes.js';
 import type { Json } from './envoy-types.js';
 import { ADS_SOURCE, TYPE, socketAddress } from './envoy-types.js';
+import { withHashPolicies } from './hash-policy.js';
+import type { Locality } from './locality-endpoints.js';
 
 export interface XdsResources {
   listeners: Json[];
@@ -20,12 +22,18 @@ const HTTP_FILTERS = [
   { name: 'envoy.filters.http.router', typed_config: { '@type': TYPE.router } },
 ];
 
-function routeFor(service: string, desired: Desired): VirtualService | undefined {
+export function routeFor(service: string, desired: Desired): VirtualService | undefined {
   return desired.routes.find((r) => r.hosts.includes(service));
 }
 
 /** Resources for the Envoy sidecar of `w`: one listener on 127.0.0.1:<localPort> per proxy-mode upstream. */
-export function buildSidecarResources(w: Workload, desired: Desired, instances: Instance[], warnings: EndpointWarning[]): XdsResources {
+/** Where the client runs: its node's locality, and where the sidecar finds the host's TLS files. */
+export interface ClientPlace {
+  locality?: Locality;
+  tlsRoot?: string;
+}
+
+export function buildSidecarResources(w: Workload, desired: Desired, instances: Instance[], warnings: EndpointWarning[], place: ClientPlace = {}): XdsResources {
   const listeners: Json[] = [];
   const routes: Json[] = [];
   const clusterNames = new Set<string>();
@@ -42,14 +50,14 @@ export function buildSidecarResources(w: Workload, desired: Desired, instances: 
       listeners.push(listener(name, u.localPort!, tcpProxy(target, vs)));
     } else {
       listeners.push(listener(name, u.localPort!, httpConnectionManager(u.service)));
-      routes.push(buildRouteConfig(u.service, vs));
+      routes.push(withHashPolicies(buildRouteConfig(u.service, vs), desired));
     }
   }
-  return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { proxyless: false }, warnings) };
+  return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { ...place, proxyless: false }, warnings) };
 }
 
 /** Resources for a proxyless gRPC client dialing `xds:///<service>` for each of `services`. */
-export function buildProxylessResources(services: string[], desired: Desired, instances: Instance[], warnings: EndpointWarning[]): XdsResources {
+export function buildProxylessResources(services: string[], desired: Desired, instances: Instance[], warnings: EndpointWarning[], place: ClientPlace = {}): XdsResources {
   const listeners: Json[] = [];
   const routes: Json[] = [];
   const clusterNames = new Set<string>();
@@ -60,17 +68,17 @@ export function buildProxylessResources(services: string[], desired: Desired, in
     listeners.push({ name, api_listener: { api_listener: hcmConfig(name) } });
     routes.push(buildRouteConfig(name, vs, { proxyless: true }));
   }
-  return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { proxyless: true }, warnings) };
+  return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { ...place, proxyless: true }, warnings) };
 }
 
-function clustersAndEndpoints(names: string[], desired: Desired, instances: Instance[], flavour: { proxyless: boolean }, warnings: EndpointWarning[]) {
+function clustersAndEndpoints(names: string[], desired: Desired, instances: Instance[], flavour: ClusterFlavour, warnings: EndpointWarning[]) {
   const clusters: Json[] = [];
   const endpoints: Json[] = [];
   for (const name of names.sort()) {
     const t = resolveCluster(name, desired);
     if (!t) continue;
     clusters.push(buildCluster(t, flavour));
-    endpoints.push(buildEndpoints(t, instances, warnings));
+    endpoints.push(buildEndpoints(t, instances, warnings, flavour.locality));
   }
   return { clusters, endpoints };
 }

@@ -11,6 +11,7 @@ export const TYPE = {
   fault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
   httpOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   previousHosts: 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
+  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
 } as const;
 
 export const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };

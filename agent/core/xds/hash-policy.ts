@@ -1,0 +1,43 @@
+// consistentHash needs a hash_policy on each route that sends to the cluster: the route says what to hash,
+// the cluster (RING_HASH / MAGLEV) how to pick a host from the hash. Without one Envoy picks at random.
+import { isDeepStrictEqual } from 'node:util';
+import type { Desired, HashKey } from '../model/model.js';
+import { envoyDuration } from '../documents/duration.js';
+import { resolveCluster } from './build-clusters.js';
+import type { Json } from './envoy-types.js';
+
+export function hashPolicy(key: HashKey): Json {
+  if ('header' in key) return { header: { header_name: key.header } };
+  if ('cookie' in key) {
+    const c = key.cookie;
+    // With a ttl Envoy sets the cookie on the first response when the request had none (ttl 0: a session cookie).
+    return { cookie: { name: c.name, ...(c.ttlMs !== undefined ? { ttl: envoyDuration(c.ttlMs) } : {}), ...(c.path !== undefined ? { path: c.path } : {}) } };
+  }
+  if ('sourceIp' in key) return { connection_properties: { source_ip: true } };
+  return { query_parameter: { name: key.queryParameter } };
+}
+
+/**
+ * The route configuration with a hash_policy on every route whose clusters hash: one cluster, or weighted
+ * clusters that all hash on the same key (Envoy has one hash policy per route, so differing keys get none).
+ */
+export function withHashPolicies(config: Json, desired: Desired): Json {
+  const cache = new Map<string, HashKey | undefined>();
+  const keyOf = (cluster: string) => {
+    if (!cache.has(cluster)) cache.set(cluster, resolveCluster(cluster, desired)?.policy?.loadBalancer?.consistentHash?.key);
+    return cache.get(cluster);
+  };
+  const hosts = (config.virtual_hosts as Json[]).map((vh) => ({
+    ...vh,
+    routes: (vh.routes as Json[]).map((r) => {
+      const action = r.route as Json | undefined;
+      if (!action) return r;
+      const names = action.cluster !== undefined ? [action.cluster as string] : (((action.weighted_clusters as Json | undefined)?.clusters as Json[] | undefined) ?? []).map((c) => c.name as string);
+      const keys = names.map(keyOf);
+      const key = keys[0];
+      if (!key || !keys.every((k) => k && isDeepStrictEqual(k, key))) return r;
+      return { ...r, route: { ...action, hash_policy: [hashPolicy(key)] } };
+    }),
+  }));
+  return { ...config, virtual_hosts: hosts };
+}

@@ -1,0 +1,18 @@
+// The host files (upstream TLS certificates and keys) one sidecar reads: those of every cluster it can send to.
+import type { Desired } from '../model/model.js';
+import type { Workload } from '../render/placement.js';
+import { resolveCluster } from './build-clusters.js';
+import { referencedClusters } from './build-routes.js';
+import { routeFor } from './build-xds.js';
+import { tlsFiles } from './upstream-tls.js';
+
+export function sidecarTlsFiles(w: Workload, desired: Desired): string[] {
+  const files = new Set<string>();
+  for (const u of w.service.upstreams) {
+    if (u.mode !== 'proxy') continue;
+    for (const name of referencedClusters(u.service, routeFor(u.service, desired))) {
+      for (const f of tlsFiles(resolveCluster(name, desired)?.policy)) files.add(f);
+    }
+  }
+  return [...files].sort();
+}
