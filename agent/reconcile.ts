@@ -32,6 +32,9 @@ export interface ReconcilerOptions {
   stateDir: string;
   prefix: string;
   advertiseAddress: string;
+  /** This node's locality (agent flags --region, --zone). */
+  region?: string;
+  zone?: string;
   sidecarImage: string;
   xdsPort: number;
   adminPorts: PortRange;

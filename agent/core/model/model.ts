@@ -241,6 +241,8 @@ export const VERSION_NAME = /^[a-z0-9]([a-z0-9.-]{0,30}[a-z0-9])?$/;
 /** A DestinationRule subset's name; a version name (an implicit subset) is one too. */
 export const SUBSET_NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
 export const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+/** A region or zone name (agent flags --region and --zone; registry Instance JSON). */
+export const LOCALITY_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function placedOn(version: Version, node: string): boolean {
