@@ -160,6 +160,37 @@ spec:
   ]);
 });
 
+test('upstream TLS for a host that a proxyless gRPC client calls (mode xds) is refused at the mode, naming the caller', () => {
+  const text = `apiVersion: meshlet.dev/v1
+kind: Service
+metadata: { name: api }
+spec:
+  protocol: grpc
+  port: 9080
+  versions: { v1: { image: api:1, nodes: [node-a] } }
+---
+apiVersion: meshlet.dev/v1
+kind: Service
+metadata: { name: caller }
+spec:
+  protocol: grpc
+  port: 9090
+  versions: { v1: { image: caller:1, nodes: [node-a] } }
+  upstreams: [{ service: api, mode: xds }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api }
+spec:
+  host: api
+  trafficPolicy: { tls: { mode: SIMPLE, caCertificates: /etc/ca.pem } }
+  subsets: [{ name: v1, labels: { version: v1 }, trafficPolicy: { tls: { mode: DISABLE } } }]
+`;
+  const issues = issuesOf(text);
+  assert.deepEqual(issues.map((i) => [i.doc.kind, i.path]), [['DestinationRule', 'spec.trafficPolicy.tls.mode']]);
+  assert.match(issues[0]!.message, /SIMPLE is not supported for proxyless gRPC clients \(Service caller calls api with mode xds\)/);
+});
+
 test('every new field with a good value is accepted (the fixture) and a registry Instance carries region and zone', () => {
   const { issues } = loadDesired([{ source: 'mesh.yaml', text: readFileSync(fixture('destination-rule', 'mesh.yaml'), 'utf8') }], { xdsPort: 15010, nodes: ['node-a'] });
   assert.deepEqual(issues, []);

@@ -1,7 +1,7 @@
 // Checks the documents as a set: references between them, and host ports on every node.
 import type { DocRef, Issue } from '../model/issues.js';
 import { claimOrder } from '../model/issues.js';
-import type { Desired, DestinationRule, Document, Service, TrafficPolicy, VirtualService } from '../model/model.js';
+import type { Desired, DestinationRule, Document, PolicySections, Service, TrafficPolicy, VirtualService } from '../model/model.js';
 import { placedOn } from '../model/model.js';
 import { at } from './reader.js';
 import { suggestion } from './did-you-mean.js';
@@ -47,6 +47,7 @@ export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly
     if (other) add(dr, 'spec.host', `host ${dr.host} already has DestinationRule "${other}"; one DestinationRule per host`);
     else if (!view.lacks(dr, 'name')) ruleOf.set(dr.host, dr.name);
     if (svc && !view.lacks(svc, 'port')) checkPortLevels(dr, svc, add);
+    if (svc) checkProxylessTls(dr, view.services.filter((s) => s.upstreams.some((u) => u.mode === 'xds' && u.service === svc.name)), add);
     dr.subsets.forEach((sub, i) => {
       if (!svc || sub.version === UNREAD || view.lacks(svc, 'versions')) return;
       if (!svc.versions.some((v) => v.name === sub.version)) {
@@ -59,6 +60,20 @@ export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly
 }
 
 type Add = (doc: Document, path: string, message: string, follows?: DocRef) => void;
+
+/** gRPC's xDS client gets no upstream TLS from meshlet (it would need certificate providers in its bootstrap). */
+function checkProxylessTls(dr: DestinationRule, callers: Service[], add: Add): void {
+  if (callers.length === 0) return;
+  const check = (tls: PolicySections['tls'], path: string) => {
+    if (tls && tls.mode !== 'DISABLE') add(dr, `${path}.mode`, `${tls.mode} is not supported for proxyless gRPC clients (Service ${callers[0]!.name} calls ${dr.host} with mode xds); meshlet renders upstream TLS for sidecars only`);
+  };
+  const policy = (tp: TrafficPolicy | undefined, path: string) => {
+    check(tp?.tls, `${path}.tls`);
+    tp?.portLevelSettings?.forEach((p) => check(p.policy.tls, `${at(at(path, 'portLevelSettings'), p.index)}.tls`));
+  };
+  policy(dr.trafficPolicy, 'spec.trafficPolicy');
+  dr.subsets.forEach((s, i) => policy(s.trafficPolicy, at(at('spec.subsets', i), 'trafficPolicy')));
+}
 
 /** A meshlet Service has one port: settings for any other port would never apply, so they are refused. */
 function checkPortLevels(dr: DestinationRule, svc: Service, add: Add): void {
