@@ -1,10 +1,11 @@
 // consistentHash needs a hash_policy on each route that sends to the cluster: the route says what to hash,
 // the cluster (RING_HASH / MAGLEV) how to pick a host from the hash. Without one Envoy picks at random.
 import { isDeepStrictEqual } from 'node:util';
-import type { Desired, HashKey } from '../model/model.js';
+import type { Desired, HashKey, PolicySections } from '../model/model.js';
 import { envoyDuration } from '../documents/duration.js';
 import { resolveCluster } from './build-clusters.js';
 import type { Json } from './envoy-types.js';
+import { anyRule } from './any-rule.js';
 
 export function hashPolicy(key: HashKey): Json {
   if ('header' in key) return { header: { header_name: key.header } };
@@ -22,6 +23,7 @@ export function hashPolicy(key: HashKey): Json {
  * clusters that all hash on the same key (Envoy has one hash policy per route, so differing keys get none).
  */
 export function withHashPolicies(config: Json, desired: Desired): Json {
+  if (!anyRule(desired, hashes)) return config;
   const cache = new Map<string, HashKey | undefined>();
   const keyOf = (cluster: string) => {
     if (!cache.has(cluster)) cache.set(cluster, resolveCluster(cluster, desired)?.policy?.loadBalancer?.consistentHash?.key);
@@ -41,3 +43,5 @@ export function withHashPolicies(config: Json, desired: Desired): Json {
   }));
   return { ...config, virtual_hosts: hosts };
 }
+
+const hashes = (p: PolicySections | undefined) => p?.loadBalancer?.consistentHash !== undefined;

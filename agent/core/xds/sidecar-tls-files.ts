@@ -1,12 +1,14 @@
 // The host files (upstream TLS certificates and keys) one sidecar reads: those of every cluster it can send to.
-import type { Desired } from '../model/model.js';
+import type { Desired, PolicySections } from '../model/model.js';
 import type { Workload } from '../render/placement.js';
 import { resolveCluster } from './build-clusters.js';
 import { referencedClusters } from './build-routes.js';
 import { routeFor } from './build-xds.js';
 import { tlsFiles } from './upstream-tls.js';
+import { anyRule } from './any-rule.js';
 
 export function sidecarTlsFiles(w: Workload, desired: Desired): string[] {
+  if (!anyRule(desired, readsFiles)) return [];
   const files = new Set<string>();
   for (const u of w.service.upstreams) {
     if (u.mode !== 'proxy') continue;
@@ -16,3 +18,5 @@ export function sidecarTlsFiles(w: Workload, desired: Desired): string[] {
   }
   return [...files].sort();
 }
+
+const readsFiles = (p: PolicySections | undefined) => tlsFiles(p).length > 0;
