@@ -222,15 +222,16 @@ test('the fixture renders the expected files for node-a (eu/eu-1): clusters, end
 });
 
 /** The fixture's sidecar resources of web-v1, rendered with the TLS files under `tlsRoot`. */
-async function renderWeb(tlsRoot: string) {
+async function renderWeb(tlsRoot: string, hostFiles?: ReadonlySet<string>) {
   const text = readFileSync(fixture('destination-rule', 'mesh.yaml'), 'utf8');
   const { desired, issues } = loadDesired([{ source: 'mesh.yaml', text }], { xdsPort: 15010, nodes: ['node-a'] });
   assert.deepEqual(issues, []);
   const instances = (parse(readFileSync(fixture('destination-rule', 'instances.yaml'), 'utf8')) as Instance[]);
   const render = renderNode(desired, instances, await loadTemplates(), {
     node: 'node-a', region: 'eu', zone: 'eu-1', advertiseAddress: '127.0.0.1', prefix: '/meshlet', sidecarImage: 'envoy', paths: { envoyDir: './envoy', xdsDir: './xds' },
-    xdsPort: 15010, adminPorts: { from: 20000, to: 20100 }, previousAdminPorts: {}, upstreamTlsRoot: tlsRoot,
+    xdsPort: 15010, adminPorts: { from: 20000, to: 20100 }, previousAdminPorts: {}, upstreamTlsRoot: tlsRoot, ...(hostFiles ? { hostFiles } : {}),
   });
+  if (hostFiles) return render;
   assert.deepEqual(render.issues, []);
   assert.deepEqual(checkNodeEnvoy(render), [], 'the strict check');
   return render;
@@ -268,4 +269,19 @@ test('the compose project mounts each TLS file read-only into the sidecars that 
   ]);
   assert.deepEqual(volumes('geo-v1-envoy'), []);
   assert.equal(render.compose.services['web-v1']!.volumes, undefined, 'the app itself mounts nothing');
+});
+
+test('a TLS file missing on the host (the agent looks): an issue on the DestinationRule field naming it, and it is not mounted', async () => {
+  const present = new Set(['/etc/meshlet-test/ca.pem', '/etc/meshlet-test/client.pem']);
+  const render = await renderWeb('/etc/meshlet/upstream-tls', present);
+  assert.deepEqual(render.issues.map((i) => [i.doc.name, i.path, i.message]), [
+    ['mtls', 'spec.trafficPolicy.tls.privateKey', 'the file "/etc/meshlet-test/client-key.pem" is not on node node-a (or is not a regular file); the sidecars there cannot load this TLS setting'],
+  ]);
+  assert.deepEqual((render.compose.services['web-v1-envoy']!.volumes as string[]).slice(1), [
+    '/etc/meshlet-test/ca.pem:/etc/meshlet/upstream-tls/etc/meshlet-test/ca.pem:ro',
+    '/etc/meshlet-test/client.pem:/etc/meshlet/upstream-tls/etc/meshlet-test/client.pem:ro',
+  ]);
+  // Every file there: no issue.
+  const all = await renderWeb('/etc/meshlet/upstream-tls', new Set([...present, '/etc/meshlet-test/client-key.pem']));
+  assert.deepEqual(all.issues, []);
 });

@@ -9,6 +9,7 @@ import type { ClientPlace } from '../xds/build-xds.js';
 import { buildProxylessResources, buildSidecarResources } from '../xds/build-xds.js';
 import { localityOf } from '../xds/locality-endpoints.js';
 import { sidecarTlsFiles } from '../xds/sidecar-tls-files.js';
+import { missingTlsFiles } from '../xds/missing-tls-files.js';
 import type { EndpointWarning } from '../xds/build-clusters.js';
 import type { PortRange } from './admin-ports.js';
 import { allocateAdminPorts } from './admin-ports.js';
@@ -33,6 +34,8 @@ export interface NodeOptions extends ComposeOptions {
   zone?: string;
   /** Where sidecars see the host's upstream TLS files (default UPSTREAM_TLS_ROOT; '' when Envoy runs on the host). */
   upstreamTlsRoot?: string;
+  /** The upstream TLS files found on this host (the agent looks); undefined: not looked for (`meshlet render`). */
+  hostFiles?: ReadonlySet<string>;
 }
 
 export interface NodeRender {
@@ -75,6 +78,12 @@ export function renderNode(desired: Desired, instances: Instance[], templates: T
       mountHashes[w.name] = contentHash(xdsBootstraps[w.name]);
       snapshots[xdsNodeId('proxyless', opts.node, w.service.name, w.version.name)] = buildProxylessResources(xdsUpstreams, desired, instances, warnings, place);
     }
+  }
+  if (opts.hostFiles) {
+    const present = opts.hostFiles;
+    const used = new Set(Object.values(tlsMounts).flat());
+    issues.push(...missingTlsFiles(desired, used, present, opts.node));
+    for (const k of Object.keys(tlsMounts)) tlsMounts[k] = tlsMounts[k]!.filter((f) => present.has(f));
   }
   const compose = renderCompose(placed, { app: templates.composeApp, sidecar: templates.composeSidecar }, opts, mountHashes, tlsMounts);
   return { compose, bootstraps, xdsBootstraps, snapshots, adminPorts: ports, warnings, issues };
