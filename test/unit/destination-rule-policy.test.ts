@@ -285,3 +285,41 @@ test('a TLS file missing on the host (the agent looks): an issue on the Destinat
   const all = await renderWeb('/etc/meshlet/upstream-tls', new Set([...present, '/etc/meshlet-test/client-key.pem']));
   assert.deepEqual(all.issues, []);
 });
+
+test('a tcp Service: consistentHash useSourceIp becomes the tcp_proxy\'s hash policy (RING_HASH cluster); HTTP hash keys are refused by path', async () => {
+  const services = `apiVersion: meshlet.dev/v1
+kind: Service
+metadata: { name: db }
+spec:
+  protocol: tcp
+  port: 5432
+  versions: { v1: { image: db:1, nodes: [node-b] } }
+---
+apiVersion: meshlet.dev/v1
+kind: Service
+metadata: { name: app }
+spec:
+  port: 8080
+  versions: { v1: { image: app:1, nodes: [node-a] } }
+  upstreams: [{ service: db, localPort: 15432 }]
+---
+`;
+  const dr = (hash: string) => `${services}apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: db }
+spec: { host: db, trafficPolicy: { loadBalancer: { consistentHash: ${hash} } } }
+`;
+  const refused = issuesOf(dr('{ httpHeaderName: x-user }'));
+  assert.deepEqual(refused.map((i) => [i.path, i.message]), [['spec.trafficPolicy.loadBalancer.consistentHash', 'only useSourceIp can be hashed for Service db, which is tcp (headers, cookies and query parameters are HTTP)']]);
+  const { desired, issues } = loadDesired([{ source: 'db.yaml', text: dr('{ useSourceIp: true }') }], { xdsPort: 15010, nodes: ['node-a'] });
+  assert.deepEqual(issues, []);
+  const render = renderNode(desired, [], await loadTemplates(), {
+    node: 'node-a', advertiseAddress: '127.0.0.1', prefix: '/meshlet', sidecarImage: 'envoy', paths: { envoyDir: './envoy', xdsDir: './xds' },
+    xdsPort: 15010, adminPorts: { from: 20000, to: 20100 }, previousAdminPorts: {},
+  });
+  assert.deepEqual(checkNodeEnvoy(render), []);
+  const res = render.snapshots['sidecar~node-a~app-v1']!;
+  const proxy = ((res.listeners[0]!.filter_chains as Json[])[0]!.filters as Json[])[0]!.typed_config as Json;
+  assert.deepEqual(proxy.hash_policy, [{ source_ip: {} }]);
+  assert.equal(res.clusters[0]!.lb_policy, 'RING_HASH');
+});

@@ -47,6 +47,7 @@ export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly
     if (other) add(dr, 'spec.host', `host ${dr.host} already has DestinationRule "${other}"; one DestinationRule per host`);
     else if (!view.lacks(dr, 'name')) ruleOf.set(dr.host, dr.name);
     if (svc && !view.lacks(svc, 'port')) checkPortLevels(dr, svc, add);
+    if (svc && !view.lacks(svc, 'protocol')) checkTcpHash(dr, svc, add);
     if (svc) checkProxylessTls(dr, view.services.filter((s) => s.upstreams.some((u) => u.mode === 'xds' && u.service === svc.name)), add);
     dr.subsets.forEach((sub, i) => {
       if (!svc || sub.version === UNREAD || view.lacks(svc, 'versions')) return;
@@ -60,6 +61,21 @@ export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly
 }
 
 type Add = (doc: Document, path: string, message: string, follows?: DocRef) => void;
+
+/** A tcp Service's sidecars hash connections: only useSourceIp names something a connection has. */
+function checkTcpHash(dr: DestinationRule, svc: Service, add: Add): void {
+  if (svc.protocol !== 'tcp') return;
+  const check = (p: PolicySections | undefined, path: string) => {
+    const key = p?.loadBalancer?.consistentHash?.key;
+    if (key && !('sourceIp' in key)) add(dr, `${path}.loadBalancer.consistentHash`, `only useSourceIp can be hashed for Service ${svc.name}, which is tcp (headers, cookies and query parameters are HTTP)`);
+  };
+  const policy = (tp: TrafficPolicy | undefined, path: string) => {
+    check(tp, path);
+    tp?.portLevelSettings?.forEach((l) => check(l.policy, at(at(path, 'portLevelSettings'), l.index)));
+  };
+  policy(dr.trafficPolicy, 'spec.trafficPolicy');
+  dr.subsets.forEach((s, i) => policy(s.trafficPolicy, at(at('spec.subsets', i), 'trafficPolicy')));
+}
 
 /** gRPC's xDS client gets no upstream TLS from meshlet (it would need certificate providers in its bootstrap). */
 function checkProxylessTls(dr: DestinationRule, callers: Service[], add: Add): void {

@@ -3,10 +3,10 @@ import type { Desired, Instance, Service, VirtualService } from '../model/model.
 import type { Workload } from '../render/placement.js';
 import type { ClusterFlavour, EndpointWarning } from './build-clusters.js';
 import { buildCluster, buildEndpoints, resolveCluster } from './build-clusters.js';
-import { FAULT_FILTER, buildRouteConfig, referencedClusters, weighted } from './build-routes.js';
+import { FAULT_FILTER, buildRouteConfig, clusterName, referencedClusters, weighted } from './build-routes.js';
 import type { Json } from './envoy-types.js';
 import { ADS_SOURCE, TYPE, socketAddress } from './envoy-types.js';
-import { withHashPolicies } from './hash-policy.js';
+import { tcpHashPolicy, withHashPolicies } from './hash-policy.js';
 import type { Locality } from './locality-endpoints.js';
 
 export interface XdsResources {
@@ -47,7 +47,7 @@ export function buildSidecarResources(w: Workload, desired: Desired, instances: 
     referencedClusters(u.service, vs).forEach((c) => clusterNames.add(c));
     const name = `outbound_${u.localPort}_${u.service}`;
     if (target.protocol === 'tcp') {
-      listeners.push(listener(name, u.localPort!, tcpProxy(target, vs)));
+      listeners.push(listener(name, u.localPort!, tcpProxy(target, vs, desired)));
     } else {
       listeners.push(listener(name, u.localPort!, httpConnectionManager(u.service)));
       routes.push(withHashPolicies(buildRouteConfig(u.service, vs), desired));
@@ -106,12 +106,12 @@ function httpConnectionManager(service: string): Json {
   return { name: 'envoy.filters.network.http_connection_manager', typed_config: { ...hcmConfig(service), codec_type: 'AUTO' } };
 }
 
-function tcpProxy(target: Service, vs: VirtualService | undefined): Json {
+function tcpProxy(target: Service, vs: VirtualService | undefined, desired: Desired): Json {
   // TcpProxy's cluster weights must be >= 1 (unlike a route's): a 0-weight destination is left out of the
   // filter (its cluster stays, as for http), so a 100/0 canary flip is not refused.
   const dests = vs?.tcp[0]?.route.filter((d) => d.weight !== 0);
   return {
     name: 'envoy.filters.network.tcp_proxy',
-    typed_config: { '@type': TYPE.tcpProxy, stat_prefix: target.name, ...(dests && dests.length > 0 ? weighted(dests) : { cluster: target.name }) },
+    typed_config: { '@type': TYPE.tcpProxy, stat_prefix: target.name, ...(dests && dests.length > 0 ? weighted(dests) : { cluster: target.name }), ...tcpHashPolicy(dests && dests.length > 0 ? dests.map((d) => clusterName(d.host, d.subset)) : [target.name], desired) },
   };
 }

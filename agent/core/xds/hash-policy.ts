@@ -44,4 +44,11 @@ export function withHashPolicies(config: Json, desired: Desired): Json {
   return { ...config, virtual_hosts: hosts };
 }
 
+/** A tcp_proxy's hash policy: only the source IP can be hashed (all its clusters must hash on it). */
+export function tcpHashPolicy(clusters: string[], desired: Desired): Json | undefined {
+  if (clusters.length === 0 || !anyRule(desired, hashes)) return undefined;
+  const keys = clusters.map((c) => resolveCluster(c, desired)?.policy?.loadBalancer?.consistentHash?.key);
+  return keys.every((k) => k !== undefined && 'sourceIp' in k) ? { hash_policy: [{ source_ip: {} }] } : undefined;
+}
+
 const hashes = (p: PolicySections | undefined) => p?.loadBalancer?.consistentHash !== undefined;
