@@ -178,3 +178,24 @@ test('localityLbSetting distribute from eu/eu-1: 80% to eu, 20% to us, none to a
   // Envoy's locality picks are weighted round robin, not random: well within ± 5%.
   assert.ok(Math.abs(eu - 800) <= 50, JSON.stringify(tally.byApp));
 });
+
+test('warmupDurationSecs (slow start): an instance that joins gets a small share at first; without warmup its full half', async () => {
+  await t.apply(rules('{ loadBalancer: { simple: ROUND_ROBIN, warmupDurationSecs: 8s } }'), [t.app('v1', 0).instance('elsewhere')]);
+  // Every host is in slow start for the window after it joined, the first one too (it joined with the cluster):
+  // the first must be out of its window before the second joins, or both ramp alike.
+  await new Promise((r) => setTimeout(r, 9000));
+  t.mesh.setInstances([t.app('v1', 0).instance('elsewhere'), t.app('v1', 1).instance('elsewhere')]);
+  await t.mesh.synced('web-v1');
+  const early = await sendMany(t.port, 400, { concurrency: 8 });
+  assert.deepEqual(early.byStatus, { 200: 400 });
+  const joined = early.byApp['api-v1-1'] ?? 0;
+  // Round robin would give it 200; in its first second of 8 its weight is 1/8 of the other's (about 44 of 400).
+  assert.ok(joined > 0 && joined <= 100, `the joining instance answered ${joined} of 400`);
+  // Control: without warmup the same join gets its full half at once.
+  await t.apply(rules('{ loadBalancer: { simple: ROUND_ROBIN } }'), [t.app('v1', 0).instance('elsewhere')]);
+  await sendMany(t.port, 20, { concurrency: 2 });
+  t.mesh.setInstances([t.app('v1', 0).instance('elsewhere'), t.app('v1', 1).instance('elsewhere')]);
+  await t.mesh.synced('web-v1');
+  const plain = await sendMany(t.port, 400, { concurrency: 8 });
+  assert.ok(Math.abs((plain.byApp['api-v1-1'] ?? 0) - 200) <= 30, JSON.stringify(plain.byApp));
+});
