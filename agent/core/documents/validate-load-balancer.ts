@@ -155,7 +155,7 @@ function readLocality(sink: IssueSink, value: unknown, path: string): LocalityLb
     }
     const sum = weights.reduce((s, [, w]) => s + w, 0);
     if (to && weights.length === Object.keys(to).length && sum !== 100) sink.add(at(p, 'to'), `expected weights that add up to 100, got ${sum}`);
-    if (from && weights.length > 0) out.distribute.push({ from, to: weights });
+    if (from && weights.length > 0) out.distribute.push({ from, to: weights.sort(bySpecificity) });
   });
   (readList(sink, l.failover ?? [], at(path, 'failover')) ?? []).forEach((item, i) => {
     const p = at(at(path, 'failover'), i);
@@ -176,4 +176,14 @@ function readLocality(sink: IssueSink, value: unknown, path: string): LocalityLb
     if (label) out.failoverPriority.push(label);
   });
   return out;
+}
+
+/**
+ * The order `to` patterns take localities in: a YAML mapping has no order (and Istio iterates a Go map), so
+ * the more specific pattern first (more parts, then fewer "*"), then by name; same document, same weights.
+ */
+function bySpecificity([a]: [string, number], [b]: [string, number]): number {
+  const parts = (p: string) => p.split('/').length;
+  const stars = (p: string) => p.split('/').filter((x) => x === '*').length;
+  return parts(b) - parts(a) || stars(a) - stars(b) || (a < b ? -1 : a > b ? 1 : 0);
 }

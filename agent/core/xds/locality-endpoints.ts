@@ -54,7 +54,7 @@ function distribute(s: LocalityLbSetting, caller: Locality, groups: LocalityGrou
   const rule = s.distribute.find((d) => localityMatches(caller, d.from));
   if (!rule) return groups.map((g) => ({ weight: g.count, priority: 0 }));
   const out: ({ weight: number; priority: number } | undefined)[] = groups.map(() => undefined);
-  // Each `to` pattern takes the groups no earlier pattern took; its weight is shared in proportion to size.
+  // Each `to` pattern (most specific first) takes the groups no earlier one took; its weight is shared by size.
   for (const [pattern, weight] of rule.to) {
     const taken = groups.map((g, i) => (out[i] === undefined && localityMatches(g.locality, pattern) ? i : -1)).filter((i) => i >= 0);
     const total = taken.reduce((sum, i) => sum + groups[i]!.count, 0);
