@@ -1,13 +1,14 @@
 // Checks the documents as a set: references between them, and host ports on every node.
 import type { DocRef, Issue } from '../model/issues.js';
 import { claimOrder } from '../model/issues.js';
-import type { Desired, DestinationRule, Document, PolicySections, Service, TrafficPolicy, VirtualService } from '../model/model.js';
+import type { Desired, Document, Service, VirtualService } from '../model/model.js';
 import { placedOn } from '../model/model.js';
 import { at } from './reader.js';
 import { suggestion } from './did-you-mean.js';
 import type { Refused } from './draft.js';
 import { UNREAD } from './draft.js';
 import { MeshView } from './mesh-view.js';
+import { checkRuleTarget } from './validate-rule-target.js';
 
 export interface MeshOptions {
   /** The agent's xDS port, which no app or proxy port may take. */
@@ -46,9 +47,7 @@ export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly
     const other = ruleOf.get(dr.host);
     if (other) add(dr, 'spec.host', `host ${dr.host} already has DestinationRule "${other}"; one DestinationRule per host`);
     else if (!view.lacks(dr, 'name')) ruleOf.set(dr.host, dr.name);
-    if (svc && !view.lacks(svc, 'port')) checkPortLevels(dr, svc, add);
-    if (svc && !view.lacks(svc, 'protocol')) checkTcpHash(dr, svc, add);
-    if (svc) checkProxylessTls(dr, view.services.filter((s) => s.upstreams.some((u) => u.mode === 'xds' && u.service === svc.name)), add);
+    if (svc) checkRuleTarget(dr, svc, view.services, { port: !view.lacks(svc, 'port'), protocol: !view.lacks(svc, 'protocol') }, add);
     dr.subsets.forEach((sub, i) => {
       if (!svc || sub.version === UNREAD || view.lacks(svc, 'versions')) return;
       if (!svc.versions.some((v) => v.name === sub.version)) {
@@ -61,45 +60,6 @@ export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly
 }
 
 type Add = (doc: Document, path: string, message: string, follows?: DocRef) => void;
-
-/** A tcp Service's sidecars hash connections: only useSourceIp names something a connection has. */
-function checkTcpHash(dr: DestinationRule, svc: Service, add: Add): void {
-  if (svc.protocol !== 'tcp') return;
-  const check = (p: PolicySections | undefined, path: string) => {
-    const key = p?.loadBalancer?.consistentHash?.key;
-    if (key && !('sourceIp' in key)) add(dr, `${path}.loadBalancer.consistentHash`, `only useSourceIp can be hashed for Service ${svc.name}, which is tcp (headers, cookies and query parameters are HTTP)`);
-  };
-  const policy = (tp: TrafficPolicy | undefined, path: string) => {
-    check(tp, path);
-    tp?.portLevelSettings?.forEach((l) => check(l.policy, at(at(path, 'portLevelSettings'), l.index)));
-  };
-  policy(dr.trafficPolicy, 'spec.trafficPolicy');
-  dr.subsets.forEach((s, i) => policy(s.trafficPolicy, at(at('spec.subsets', i), 'trafficPolicy')));
-}
-
-/** gRPC's xDS client gets no upstream TLS from meshlet (it would need certificate providers in its bootstrap). */
-function checkProxylessTls(dr: DestinationRule, callers: Service[], add: Add): void {
-  if (callers.length === 0) return;
-  const check = (tls: PolicySections['tls'], path: string) => {
-    if (tls && tls.mode !== 'DISABLE') add(dr, `${path}.mode`, `${tls.mode} is not supported for proxyless gRPC clients (Service ${callers[0]!.name} calls ${dr.host} with mode xds); meshlet renders upstream TLS for sidecars only`);
-  };
-  const policy = (tp: TrafficPolicy | undefined, path: string) => {
-    check(tp?.tls, `${path}.tls`);
-    tp?.portLevelSettings?.forEach((p) => check(p.policy.tls, `${at(at(path, 'portLevelSettings'), p.index)}.tls`));
-  };
-  policy(dr.trafficPolicy, 'spec.trafficPolicy');
-  dr.subsets.forEach((s, i) => policy(s.trafficPolicy, at(at('spec.subsets', i), 'trafficPolicy')));
-}
-
-/** A meshlet Service has one port: settings for any other port would never apply, so they are refused. */
-function checkPortLevels(dr: DestinationRule, svc: Service, add: Add): void {
-  const check = (policy: TrafficPolicy | undefined, path: string) =>
-    policy?.portLevelSettings?.forEach((p) => {
-      if (p.port !== svc.port) add(dr, `${at(at(path, 'portLevelSettings'), p.index)}.port.number`, `expected ${svc.port}, the one port of Service ${svc.name} (settings for port ${p.port} would never apply), got ${p.port}`);
-    });
-  check(dr.trafficPolicy, 'spec.trafficPolicy');
-  dr.subsets.forEach((s, i) => check(s.trafficPolicy, at(at('spec.subsets', i), 'trafficPolicy')));
-}
 
 function checkDuplicates(view: MeshView, add: Add): void {
   for (const list of [view.services, view.routes, view.rules] as Document[][]) {

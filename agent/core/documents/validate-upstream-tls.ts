@@ -8,8 +8,8 @@ const FILE_FIELDS = ['clientCertificate', 'privateKey', 'caCertificates'] as con
 
 /**
  * A host file the sidecar reads: absolute, no `..` part, no ':' or ',' (they split a compose volume), no
- * control characters. Whether it exists is the host's matter: a missing file makes Envoy refuse the cluster,
- * which the sidecar reports as a NACK in the node status.
+ * control characters. Whether it exists is the host's matter: each agent looks on its host at every render
+ * and reports a missing one on this field (missing-tls-files.ts).
  */
 export function hostFileProblem(path: string): string | undefined {
   if (!path.startsWith('/')) return 'expected an absolute path (it is read on the host and mounted into the sidecar)';

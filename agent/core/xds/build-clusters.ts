@@ -56,8 +56,8 @@ export function buildCluster(t: ClusterTarget, flavour: ClusterFlavour): Json {
     // panic threshold (50%) would send traffic to every host, ejected or not, once half are ejected.
     common.healthy_panic_threshold = { value: p.outlierDetection.minHealthPercent ?? 0 };
   }
-  // Locality weights count only with this set (priorities count always).
-  if (localityPlan(p, flavour.locality)?.weighted) common.locality_weighted_lb_config = {};
+  // Locality weights count only with this set (priorities count always); Istio sets it with any locality setting.
+  if (localityPlan(p, flavour.locality)) common.locality_weighted_lb_config = {};
   if (!flavour.proxyless && Object.keys(common).length > 0) c.common_lb_config = common;
   if (!flavour.proxyless) {
     const options = connectionOptions(cp);

@@ -15,7 +15,7 @@ export interface PolicyFlavour {
   proxyless: boolean;
 }
 
-/** lb_policy and its config; `common` collects common_lb_config fields (panic threshold, locality weights). */
+/** lb_policy and its config (ring hash, maglev, or round robin / least request with slow start). */
 export function loadBalancing(lb: LoadBalancer | undefined, flavour: PolicyFlavour): Json {
   if (flavour.proxyless) return { lb_policy: 'ROUND_ROBIN' };
   const hash = lb?.consistentHash;

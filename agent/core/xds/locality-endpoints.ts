@@ -33,7 +33,6 @@ export interface LocalityGroup {
 
 /** What the setting does for this caller: a weight and a priority per group, or undefined (group left out). */
 export interface LocalityPlan {
-  weighted: boolean;
   place(groups: LocalityGroup[]): ({ weight: number; priority: number } | undefined)[];
 }
 
@@ -44,10 +43,10 @@ export interface LocalityPlan {
 export function localityPlan(policy: PolicySections | undefined, caller: Locality | undefined): LocalityPlan | undefined {
   const s = policy?.loadBalancer?.locality;
   if (!s || !s.enabled || !caller) return undefined;
-  if (s.distribute.length > 0) return { weighted: true, place: (groups) => distribute(s, caller, groups) };
+  if (s.distribute.length > 0) return { place: (groups) => distribute(s, caller, groups) };
   if (!policy?.outlierDetection) return undefined;
-  if (s.failoverPriority.length > 0) return { weighted: true, place: (groups) => compact(groups, groups.map((g) => byLabels(s.failoverPriority, caller, g.locality))) };
-  return { weighted: true, place: (groups) => compact(groups, groups.map((g) => failoverPriority(s, caller, g.locality))) };
+  if (s.failoverPriority.length > 0) return { place: (groups) => compact(groups, groups.map((g) => byLabels(s.failoverPriority, caller, g.locality))) };
+  return { place: (groups) => compact(groups, groups.map((g) => failoverPriority(s, caller, g.locality))) };
 }
 
 function distribute(s: LocalityLbSetting, caller: Locality, groups: LocalityGroup[]): ({ weight: number; priority: number } | undefined)[] {
