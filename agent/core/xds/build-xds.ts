@@ -66,7 +66,7 @@ export function buildProxylessResources(services: string[], desired: Desired, in
     const vs = routeFor(name, desired);
     referencedClusters(name, vs).forEach((c) => clusterNames.add(c));
     listeners.push({ name, api_listener: { api_listener: hcmConfig(name) } });
-    routes.push(buildRouteConfig(name, vs, { proxyless: true }));
+    routes.push(withHashPolicies(buildRouteConfig(name, vs, { proxyless: true }), desired, true));
   }
   return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { ...place, proxyless: true }, warnings) };
 }

@@ -11,14 +11,18 @@ const UNLIMITED = { max_connections: MAX_UINT32, max_pending_requests: MAX_UINT3
 const AGGRESSION_KEY = 'meshlet.slow_start.aggression';
 
 export interface PolicyFlavour {
-  /** gRPC's xDS client: round robin only and no HTTP protocol options. */
+  /** gRPC's xDS client: round robin or ring hash, and no HTTP protocol options. */
   proxyless: boolean;
 }
 
 /** lb_policy and its config (ring hash, maglev, or round robin / least request with slow start). */
 export function loadBalancing(lb: LoadBalancer | undefined, flavour: PolicyFlavour): Json {
-  if (flavour.proxyless) return { lb_policy: 'ROUND_ROBIN' };
   const hash = lb?.consistentHash;
+  // gRPC's xDS client (gRFC A42) has RING_HASH, no Maglev: a ring keeps the same keys on the same hosts too.
+  if (flavour.proxyless) {
+    if (!hash) return { lb_policy: 'ROUND_ROBIN' };
+    return { lb_policy: 'RING_HASH', ...(hash.table.kind === 'ringHash' && hash.table.minimumRingSize !== undefined ? { ring_hash_lb_config: { minimum_ring_size: hash.table.minimumRingSize } } : {}) };
+  }
   if (hash?.table.kind === 'maglev') return { lb_policy: 'MAGLEV', ...(hash.table.tableSize !== undefined ? { maglev_lb_config: { table_size: hash.table.tableSize } } : {}) };
   if (hash) return { lb_policy: 'RING_HASH', ...(hash.table.minimumRingSize !== undefined ? { ring_hash_lb_config: { minimum_ring_size: hash.table.minimumRingSize } } : {}) };
   const policy = lb?.simple ?? 'ROUND_ROBIN';

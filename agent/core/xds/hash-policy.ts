@@ -7,7 +7,14 @@ import { resolveCluster } from './build-clusters.js';
 import type { Json } from './envoy-types.js';
 import { anyRule } from './any-rule.js';
 
-export function hashPolicy(key: HashKey): Json {
+/** The route's hash policy for `key`; for gRPC's xDS client only what it hashes (gRFC A42), else undefined. */
+export function hashPolicy(key: HashKey, proxyless = false): Json | undefined {
+  if (proxyless) {
+    if ('header' in key) return { header: { header_name: key.header } };
+    // One channel is one client: gRPC's stand-in for the source address. Cookies and query parameters have none.
+    if ('sourceIp' in key) return { filter_state: { key: 'io.grpc.channel_id' } };
+    return undefined;
+  }
   if ('header' in key) return { header: { header_name: key.header } };
   if ('cookie' in key) {
     const c = key.cookie;
@@ -22,7 +29,7 @@ export function hashPolicy(key: HashKey): Json {
  * The route configuration with a hash_policy on every route whose clusters hash: one cluster, or weighted
  * clusters that all hash on the same key (Envoy has one hash policy per route, so differing keys get none).
  */
-export function withHashPolicies(config: Json, desired: Desired): Json {
+export function withHashPolicies(config: Json, desired: Desired, proxyless = false): Json {
   if (!anyRule(desired, hashes)) return config;
   const cache = new Map<string, HashKey | undefined>();
   const keyOf = (cluster: string) => {
@@ -38,7 +45,8 @@ export function withHashPolicies(config: Json, desired: Desired): Json {
       const keys = names.map(keyOf);
       const key = keys[0];
       if (!key || !keys.every((k) => k && isDeepStrictEqual(k, key))) return r;
-      return { ...r, route: { ...action, hash_policy: [hashPolicy(key)] } };
+      const policy = hashPolicy(key, proxyless);
+      return policy ? { ...r, route: { ...action, hash_policy: [policy] } } : r;
     }),
   }));
   return { ...config, virtual_hosts: hosts };
