@@ -37,6 +37,9 @@ export interface AgentOptions {
   etcd: EtcdConnection;
   stateDir: string;
   advertiseAddress: string;
+  /** This node's locality (for localityLbSetting); absent: region `meshlet`, zone the node's name. */
+  region?: string;
+  zone?: string;
   xdsPort: number;
   /** The domain of FQDN hosts (--cluster-domain; default cluster.local). */
   clusterDomain?: string;
@@ -102,7 +105,7 @@ export async function startAgent(opts: AgentOptions, clock: Clock, log: Logger, 
     checkpoint('Docker');
     const host = shutdown.push('docker', await connectDocker(opts.compose, opts.dockerHost, clock, outside.docker));
     const loop = new LoopHandle(log);
-    const health = shutdown.push('registration', await startRegistration({ ...on, lease: cluster.id, adopted: cluster.adopted, advertiseAddress: opts.advertiseAddress, notify: (r) => loop.notify(r) }));
+    const health = shutdown.push('registration', await startRegistration({ ...on, lease: cluster.id, adopted: cluster.adopted, advertiseAddress: opts.advertiseAddress, ...localityOpts(opts), notify: (r) => loop.notify(r) }));
     // Registry anti-entropy: a watch event that no longer shows this node's keys as written, and every drift
     // check, read them back; what someone else deleted or changed is put back.
     const inputs = openEtcdInputs(etcd, k, loop, clock, log, (seen) => {
@@ -151,5 +154,9 @@ async function openStateDir(opts: AgentOptions, clock: Clock, log: Logger): Prom
 }
 
 function loopOptions(opts: AgentOptions, project: string, stateDir: string, k: Keys): ReconcilerOptions {
-  return { node: opts.node, project, stateDir, prefix: k.prefix, advertiseAddress: opts.advertiseAddress, sidecarImage: opts.sidecarImage, xdsPort: opts.xdsPort, adminPorts: opts.adminPorts, ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}) };
+  return { node: opts.node, project, stateDir, prefix: k.prefix, advertiseAddress: opts.advertiseAddress, sidecarImage: opts.sidecarImage, xdsPort: opts.xdsPort, adminPorts: opts.adminPorts, ...localityOpts(opts), ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}) };
+}
+
+function localityOpts(o: { region?: string; zone?: string }): { region?: string; zone?: string } {
+  return { ...(o.region !== undefined ? { region: o.region } : {}), ...(o.zone !== undefined ? { zone: o.zone } : {}) };
 }

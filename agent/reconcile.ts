@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import type { Issue } from './core/model/issues.js';
 import { sortIssues } from './core/model/issues.js';
+import { allTlsFiles } from './core/xds/missing-tls-files.js';
 import type { Document, Instance } from './core/model/model.js';
 import type { Clock } from './core/clock.js';
 import type { Logger } from './core/logger.js';
@@ -32,6 +33,9 @@ export interface ReconcilerOptions {
   stateDir: string;
   prefix: string;
   advertiseAddress: string;
+  /** This node's locality (agent flags --region, --zone). */
+  region?: string;
+  zone?: string;
   sidecarImage: string;
   xdsPort: number;
   adminPorts: PortRange;
@@ -48,6 +52,8 @@ export interface ReconcilerDeps {
   instances?: () => Instance[];
   /** Called as soon as a pass has rendered, before Docker is consulted (xDS publishing). */
   publish?: (rendered: PassRender, wanted: DesiredView) => void;
+  /** Which of these host files exist as regular files (upstream TLS files, checked each render). */
+  hostFiles?: (paths: string[]) => ReadonlySet<string>;
   /** Called after every pass with what the node status should say. */
   report: (r: PassReport) => Promise<void>;
   clock: Clock;
@@ -283,7 +289,9 @@ export class Reconciler {
 
   #render(wanted: DesiredView, templates: Templates): PassRender {
     const paths = { envoyDir: join(this.opts.stateDir, 'envoy'), xdsDir: join(this.opts.stateDir, 'xds') };
-    const rendered = renderPass(wanted, templates, this.#state, { ...this.opts, paths });
+    const files = this.deps.hostFiles ? allTlsFiles(wanted.desired) : [];
+    const hostFiles = files.length > 0 ? { hostFiles: this.deps.hostFiles!(files) } : {};
+    const rendered = renderPass(wanted, templates, this.#state, { ...this.opts, paths, ...hostFiles });
     return this.#onDisk ? keepFilesOnDisk(rendered, this.#onDisk, this.opts.node) : rendered;
   }
 

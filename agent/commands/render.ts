@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import type { Issue } from '../core/model/issues.js';
 import { IssueSink } from '../core/model/issues.js';
 import type { Instance } from '../core/model/model.js';
-import { NODE_NAME } from '../core/model/model.js';
+import { LOCALITY_NAME, NODE_NAME } from '../core/model/model.js';
 import { loadDesired } from '../core/documents/desired.js';
 import { renderNode } from '../core/render/render-node.js';
 import { renderFiles } from '../core/render/render-files.js';
@@ -28,6 +28,8 @@ export interface RenderArgs {
   clusterDomain?: string;
   adminPorts: PortRange;
   advertiseAddress: string;
+  region?: string;
+  zone?: string;
   prefix: string;
   sidecarImage: string;
   strict: boolean;
@@ -37,6 +39,9 @@ export interface RenderArgs {
 export async function renderCommand(args: RenderArgs, log: (line: string) => void): Promise<void> {
   const issues: Issue[] = [];
   if (!NODE_NAME.test(args.node)) issues.push({ doc: { source: '--node', index: 0, whole: true }, path: '', message: `expected a node name (lower-case letters, digits, "." and "-"), got ${JSON.stringify(args.node)}` });
+  for (const [flag, v] of [['--region', args.region], ['--zone', args.zone]] as const) {
+    if (v !== undefined && !LOCALITY_NAME.test(v)) issues.push({ doc: { source: flag, index: 0, whole: true }, path: '', message: `expected a name (letters, digits, ".", "_" and "-"), got ${JSON.stringify(v)}` });
+  }
   const sources = await readSources(args.file, issues);
   const instances = args.instances ? await readInstancesFile(args.instances, issues) : [];
   if (issues.length > 0) throw new ValidationError(issues);
@@ -52,6 +57,8 @@ export async function renderCommand(args: RenderArgs, log: (line: string) => voi
     xdsPort: args.xdsPort,
     adminPorts: args.adminPorts,
     previousAdminPorts: {},
+    ...(args.region !== undefined ? { region: args.region } : {}),
+    ...(args.zone !== undefined ? { zone: args.zone } : {}),
   });
   if (render.issues.length > 0) throw new ValidationError(render.issues);
   if (args.strict) {

@@ -6,7 +6,7 @@ import { systemClock } from '../core/clock.js';
 import { jsonLogger } from '../core/logger.js';
 import { ValidationError } from '../core/errors.js';
 import type { Issue } from '../core/model/issues.js';
-import { NODE_NAME } from '../core/model/model.js';
+import { LOCALITY_NAME, NODE_NAME } from '../core/model/model.js';
 import type { PortRange } from '../core/render/admin-ports.js';
 import type { ComposeMode } from '../adapters/docker/compose-runner.js';
 import { connectionOf, type EtcdFlags } from './etcd-options.js';
@@ -15,6 +15,8 @@ export interface AgentFlags extends EtcdFlags {
   node: string;
   stateDir: string;
   advertiseAddress?: string;
+  region?: string;
+  zone?: string;
   xdsPort: number;
   clusterDomain?: string;
   compose: ComposeMode;
@@ -42,6 +44,9 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
   if (!NODE_NAME.test(flags.node)) bad('--node', `expected a node name (lower-case letters, digits, "." and "-"), got ${JSON.stringify(flags.node)}`);
   const advertise = flags.advertiseAddress ?? defaultAdvertiseAddress();
   if (isIP(advertise) === 0) bad('--advertise-address', `expected an IP address, got ${JSON.stringify(advertise)}`);
+  for (const [flag, v] of [['--region', flags.region], ['--zone', flags.zone]] as const) {
+    if (v !== undefined && !LOCALITY_NAME.test(v)) bad(flag, `expected a name (letters, digits, ".", "_" and "-"), got ${JSON.stringify(v)}`);
+  }
   if (flags.compose !== 'auto' && flags.compose !== 'v1' && flags.compose !== 'v2') bad('--compose', `expected auto, v1 or v2, got ${JSON.stringify(flags.compose)}`);
   let etcd;
   try {
@@ -82,6 +87,8 @@ export async function agentCommand(flags: AgentFlags): Promise<void> {
       etcd: { ...etcd, retries: 0 },
       stateDir: flags.stateDir,
       advertiseAddress: advertise,
+      ...(flags.region !== undefined ? { region: flags.region } : {}),
+      ...(flags.zone !== undefined ? { zone: flags.zone } : {}),
       xdsPort: flags.xdsPort,
       ...(flags.clusterDomain ? { clusterDomain: flags.clusterDomain } : {}),
       compose: flags.compose,

@@ -1,4 +1,5 @@
 // Start step 7: the reconcile loop, built on what the earlier steps started, then running until stopped.
+import { statSync } from 'node:fs';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { Templates } from '../core/render/render-node.js';
@@ -32,7 +33,7 @@ export interface Loop {
 export async function startLoop(o: LoopOptions): Promise<Loop> {
   const reconciler = new Reconciler(o.options, {
     source: o.etcd.source, docker: o.docker, compose: o.compose, templates: o.templates, state: o.state,
-    instances: o.etcd.instances, report: o.report, clock: o.clock, log: o.log,
+    instances: o.etcd.instances, report: o.report, clock: o.clock, log: o.log, hostFiles: regularFiles,
     // Not before the registry was read: sidecars reconnecting to a restarted agent were sent clusters with no
     // endpoints and answered 503 "no healthy upstream" until the next pass (seen with Envoy 1.40). Its first
     // snapshot triggers a pass that publishes.
@@ -49,4 +50,15 @@ export async function startLoop(o: LoopOptions): Promise<Loop> {
     await running;
   };
   return { reconciler, stop };
+}
+
+/** The paths that name regular files on this host (a few upstream TLS files; a stat each, every render). */
+function regularFiles(paths: string[]): ReadonlySet<string> {
+  return new Set(paths.filter((p) => {
+    try {
+      return statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  }));
 }

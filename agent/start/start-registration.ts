@@ -19,6 +19,9 @@ export interface RegistrationOptions {
   /** The lease was taken back after a restart: what etcd holds for this node is adopted, not rewritten. */
   adopted: boolean;
   advertiseAddress: string;
+  /** This node's locality, carried in its Instance JSON. */
+  region?: string;
+  zone?: string;
   /** Asks for a pass (after a drain or undrain). */
   notify: (reason: string) => void;
   clock: Clock;
@@ -33,8 +36,12 @@ export interface Registering {
   stop(): Promise<void>;
 }
 
+function locality(o: { region?: string; zone?: string }): { region?: string; zone?: string } {
+  return { ...(o.region !== undefined ? { region: o.region } : {}), ...(o.zone !== undefined ? { zone: o.zone } : {}) };
+}
+
 export async function startRegistration(o: RegistrationOptions): Promise<Registering> {
-  const registry = new Registry({ etcd: o.etcd, prefix: o.keys.prefix, node: o.node, lease: o.lease, clock: o.clock, log: o.log });
+  const registry = new Registry({ etcd: o.etcd, prefix: o.keys.prefix, node: o.node, lease: o.lease, clock: o.clock, log: o.log, ...locality(o) });
   // A restart within the TTL keeps its lease: take over what is registered instead of rewriting it.
   if (o.adopted) await registry.adopt().catch((err) => o.log.warn('cannot read this node\'s registrations', { error: (err as Error).message }));
   const probes = new HostProbes();

@@ -37,7 +37,8 @@ export interface EnvoyMesh {
   stop(): Promise<void>;
 }
 
-export async function startEnvoyMesh(opts: { node?: string } = {}): Promise<EnvoyMesh> {
+/** `region`/`zone`: the node's locality, as its agent's --region/--zone would give it. */
+export async function startEnvoyMesh(opts: { node?: string; region?: string; zone?: string } = {}): Promise<EnvoyMesh> {
   const node = opts.node ?? 'local';
   const cache = new SnapshotCache();
   const ads = new AdsServer({ cache, log: silentLogger });
@@ -63,6 +64,10 @@ export async function startEnvoyMesh(opts: { node?: string } = {}): Promise<Envo
       xdsPort,
       adminPorts: { from: 1, to: 65535 },
       previousAdminPorts: adminPorts,
+      // These sidecars run on the host: they read upstream TLS files at their host paths.
+      upstreamTlsRoot: '',
+      ...(opts.region !== undefined ? { region: opts.region } : {}),
+      ...(opts.zone !== undefined ? { zone: opts.zone } : {}),
     });
     if (render.issues.length > 0) throw new Error(`render: ${render.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
     publisher.publish(render.snapshots, desired!, instances);

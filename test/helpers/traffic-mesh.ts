@@ -24,7 +24,8 @@ export interface TrafficMesh {
 }
 
 /** `versions`: how many instances each version of `api` runs, e.g. `{ v1: 2, v2: 1 }`. */
-export async function startTrafficMesh(versions: Record<string, number>, opts: { rules?: string } = {}): Promise<TrafficMesh> {
+/** `locality`: the caller's node region and zone (as its agent's --region/--zone). */
+export async function startTrafficMesh(versions: Record<string, number>, opts: { rules?: string; locality?: { region: string; zone: string } } = {}): Promise<TrafficMesh> {
   const apps: Record<string, HttpApp[]> = {};
   for (const [v, n] of Object.entries(versions)) {
     apps[v] = await Promise.all(Array.from({ length: n }, (_, i) => startHttpApp('api', v, `api-${v}-${i}`)));
@@ -32,7 +33,7 @@ export async function startTrafficMesh(versions: Record<string, number>, opts: {
   const all = () => Object.values(apps).flat();
   const port = await freePort();
   const services = servicesYaml(Object.keys(versions), port);
-  const mesh = await startEnvoyMesh();
+  const mesh = await startEnvoyMesh(opts.locality ?? {});
   const instances = (only?: HttpApp[]) => (only ?? all()).map((a) => a.instance('elsewhere'));
   const docs = (rules: string) => services + (rules.trim() ? `---\n${rules}` : '');
   mesh.apply(docs(opts.rules ?? ''), instances());

@@ -21,7 +21,7 @@ const IMAGES = 'envoyproxy/envoy:v1.32.3,registry.local/bookinfo/productpage:1.0
 
 const neverClock: Clock = { now: () => 0, sleep: () => new Promise(() => {}) };
 
-async function setup() {
+async function setup(extra: Partial<ConstructorParameters<typeof Reconciler>[1]> = {}) {
   const stateDir = tempDir('meshlet-loop-');
   const source = new FakeSource(PREFIX);
   // One ordered log of every call the loop makes: Docker, compose, xDS publishing, state.json, the node status.
@@ -52,6 +52,7 @@ async function setup() {
         ops.push(`report ${x.desiredRevision}`);
         reports.push(x);
       },
+      ...extra,
     },
   );
   await r.init();
@@ -207,6 +208,18 @@ test('a bad document is rejected alone and the rest is applied', async () => {
   assert.deepEqual(rejected.map((i) => i.doc.source).sort(), [`${PREFIX}/desired/routes/other-name`, `${PREFIX}/desired/services/broken`]);
   assert.equal(ops.filter((o) => o.startsWith('up')).length, 1);
   assert.match(readFileSync(join(stateDir, COMPOSE_PATH), 'utf8'), /productpage-v1:/);
+});
+
+test('an upstream TLS file missing on the host is reported on its DestinationRule field and not mounted; the rest applies', async () => {
+  const asked: string[][] = [];
+  const { r, source, stateDir, mesh, reports } = await setup({ hostFiles: (paths) => (asked.push(paths), new Set(paths.filter((p) => p.endsWith('ca.pem')))) });
+  source.load(mesh);
+  source.put(`${PREFIX}/desired/subsets/details`, JSON.stringify({ apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'details' }, spec: { host: 'details', trafficPolicy: { tls: { mode: 'MUTUAL', caCertificates: '/etc/tls/ca.pem', clientCertificate: '/etc/tls/client.pem', privateKey: '/etc/tls/key.pem' } } } }));
+  await r.pass();
+  assert.deepEqual(asked.at(-1), ['/etc/tls/ca.pem', '/etc/tls/client.pem', '/etc/tls/key.pem']);
+  assert.deepEqual(reports.at(-1)!.rejected.map((i) => [i.doc.name, i.path]), [['details', 'spec.trafficPolicy.tls.clientCertificate'], ['details', 'spec.trafficPolicy.tls.privateKey']]);
+  const compose = parse(readFileSync(join(stateDir, COMPOSE_PATH), 'utf8')) as { services: Record<string, { volumes: string[] }> };
+  assert.deepEqual(compose.services['productpage-v1-envoy']!.volumes.slice(1), ['/etc/tls/ca.pem:/etc/meshlet/upstream-tls/etc/tls/ca.pem:ro']);
 });
 
 test('standing down (another agent holds the node): passes still publish xDS but write, run, save and report nothing', async () => {

@@ -38,6 +38,9 @@ export interface RegistryOptions {
   log: Logger;
   /** Cap of the retry backoff (default 5 s). */
   maxBackoffMs?: number;
+  /** This node's locality (agent flags --region, --zone), written into every Instance it registers. */
+  region?: string;
+  zone?: string;
 }
 
 interface Written {
@@ -90,7 +93,7 @@ export class Registry {
   /** What this node has (or is about to have) registered: nothing while drained. */
   current(): Instance[] {
     if (this.#drained) return [];
-    return [...this.#desired.values()].map((r) => ({ ...r, node: this.opts.node })).sort((a, b) => cmp(a.service, b.service) || cmp(a.version, b.version));
+    return [...this.#desired.values()].map((r) => ({ ...r, node: this.opts.node, ...this.#locality() })).sort((a, b) => cmp(a.service, b.service) || cmp(a.version, b.version));
   }
 
   register(r: Registration): Promise<SyncResult> {
@@ -253,9 +256,13 @@ export class Registry {
     return { ok: true, changed };
   }
 
+  #locality(): { region?: string; zone?: string } {
+    return { ...(this.opts.region !== undefined ? { region: this.opts.region } : {}), ...(this.opts.zone !== undefined ? { zone: this.opts.zone } : {}) };
+  }
+
   #render(r: Registration): Written {
     const node = this.opts.node;
-    const value = { service: r.service, version: r.version, node, address: r.address, port: r.port, container: r.container, healthySince: r.healthySince };
+    const value = { service: r.service, version: r.version, node, address: r.address, port: r.port, container: r.container, healthySince: r.healthySince, ...this.#locality() };
     return {
       registryKey: this.#k.instance(r.service, r.version, node),
       registryValue: JSON.stringify(value),

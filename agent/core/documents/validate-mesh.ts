@@ -11,6 +11,7 @@ import type { Refused } from './draft.js';
 import { UNREAD } from './draft.js';
 import { MeshView } from './mesh-view.js';
 import { checkHttpRoutes } from './check-http-routes.js';
+import { checkRuleTarget } from './validate-rule-target.js';
 
 export interface MeshOptions {
   /** The agent's xDS port, which no app or proxy port may take. */
@@ -54,6 +55,7 @@ export function checkMesh(desired: Desired, opts: MeshOptions, refused: readonly
     const other = ruleOf.get(dr.host);
     if (other) add(dr, 'spec.host', `host ${dr.host} already has DestinationRule "${other}"; one DestinationRule per host`);
     else if (!view.lacks(dr, 'name')) ruleOf.set(dr.host, dr.name);
+    if (svc) checkRuleTarget(dr, svc, view.services, { port: !view.lacks(svc, 'port'), protocol: !view.lacks(svc, 'protocol') }, add);
     dr.subsets.forEach((sub, i) => {
       if (!svc || sub.version === UNREAD || view.lacks(svc, 'versions')) return;
       if (!svc.versions.some((v) => v.name === sub.version)) {

@@ -205,25 +205,88 @@ export interface VirtualService {
 
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
 
-export interface TrafficPolicy {
-  loadBalancer?: LbPolicy;
-  connectionPool?: {
-    maxConnections?: number;
-    connectTimeoutMs?: number;
-    http1MaxPendingRequests?: number;
-    http2MaxRequests?: number;
-    maxRequestsPerConnection?: number;
-    maxRetries?: number;
-    idleTimeoutMs?: number;
-  };
-  outlierDetection?: {
-    consecutive5xxErrors?: number;
-    consecutiveGatewayErrors?: number;
-    intervalMs?: number;
-    baseEjectionTimeMs?: number;
-    maxEjectionPercent?: number;
-    minHealthPercent?: number;
-  };
+/** What a consistent hash is computed from (Istio's consistentHash hash key, one of them). */
+export type HashKey =
+  | { header: string }
+  | { cookie: { name: string; path?: string; ttlMs?: number } }
+  | { sourceIp: true }
+  | { queryParameter: string };
+
+export interface ConsistentHash {
+  key: HashKey;
+  /** RING_HASH (with the deprecated top-level minimumRingSize folded in) or MAGLEV. */
+  table: { kind: 'ringHash'; minimumRingSize?: number } | { kind: 'maglev'; tableSize?: number };
+}
+
+/** Istio's localityLbSetting; localities are written `region/zone/subzone` (a meshlet node is a subzone). */
+export interface LocalityLbSetting {
+  enabled: boolean;
+  distribute: { from: string; to: [string, number][] }[];
+  failover: { from: string; to: string }[];
+  failoverPriority: string[];
+}
+
+export interface LoadBalancer {
+  simple?: LbPolicy;
+  consistentHash?: ConsistentHash;
+  locality?: LocalityLbSetting;
+  /** Envoy slow start (round robin and least request only). */
+  warmup?: { durationMs: number; minimumPercent?: number; aggression?: number };
+}
+
+export interface ConnectionPool {
+  maxConnections?: number;
+  connectTimeoutMs?: number;
+  tcpKeepalive?: { probes?: number; timeS?: number; intervalS?: number };
+  maxConnectionDurationMs?: number;
+  tcpIdleTimeoutMs?: number;
+  http1MaxPendingRequests?: number;
+  http2MaxRequests?: number;
+  maxRequestsPerConnection?: number;
+  maxRetries?: number;
+  idleTimeoutMs?: number;
+  h2UpgradePolicy?: 'DEFAULT' | 'DO_NOT_UPGRADE' | 'UPGRADE';
+  useClientProtocol?: boolean;
+  maxConcurrentStreams?: number;
+}
+
+export interface OutlierDetection {
+  consecutive5xxErrors?: number;
+  consecutiveGatewayErrors?: number;
+  /** Istio's deprecated consecutiveErrors: counted as gateway errors only (502, 503, 504), as Istio did. */
+  consecutiveErrors?: number;
+  consecutiveLocalOriginFailures?: number;
+  splitExternalLocalOriginErrors?: boolean;
+  intervalMs?: number;
+  baseEjectionTimeMs?: number;
+  maxEjectionPercent?: number;
+  minHealthPercent?: number;
+}
+
+/** TLS from the sidecar to the upstream, with files on the host (mounted read-only into the sidecar). */
+export type UpstreamTls =
+  | { mode: 'DISABLE' }
+  | {
+      mode: 'SIMPLE' | 'MUTUAL';
+      clientCertificate?: string;
+      privateKey?: string;
+      caCertificates?: string;
+      sni?: string;
+      subjectAltNames: string[];
+      insecureSkipVerify: boolean;
+    };
+
+/** The four sections Istio overrides as wholes (subset over rule, port level over both). */
+export interface PolicySections {
+  loadBalancer?: LoadBalancer;
+  connectionPool?: ConnectionPool;
+  outlierDetection?: OutlierDetection;
+  tls?: UpstreamTls;
+}
+
+export interface TrafficPolicy extends PolicySections {
+  /** Istio's portLevelSettings; a meshlet Service has one port, so only its own port's entry can apply. */
+  portLevelSettings?: { port: number; policy: PolicySections; /** Place in the document's list, for messages. */ index: number }[];
 }
 
 export interface Subset {
@@ -261,6 +324,9 @@ export interface Instance {
   port: number;
   container?: string;
   healthySince?: string;
+  /** The node's locality (agent flags --region, --zone); absent: region `meshlet`, zone the node's name. */
+  region?: string;
+  zone?: string;
 }
 
 export const SERVICE_NAME = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -268,6 +334,8 @@ export const VERSION_NAME = /^[a-z0-9]([a-z0-9.-]{0,30}[a-z0-9])?$/;
 /** A DestinationRule subset's name; a version name (an implicit subset) is one too. */
 export const SUBSET_NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
 export const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+/** A region or zone name (agent flags --region and --zone; registry Instance JSON). */
+export const LOCALITY_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function placedOn(version: Version, node: string): boolean {

@@ -3,6 +3,7 @@ import type { Upstream } from '../model/model.js';
 import type { Workload } from './placement.js';
 import { deepMerge } from './merge.js';
 import { composeDuration } from '../documents/duration.js';
+import { UPSTREAM_TLS_ROOT } from '../xds/upstream-tls.js';
 import { ENVOY_CONFIG_IN_CONTAINER, SIDECAR_SUFFIX, XDS_BOOTSTRAP_IN_CONTAINER } from '../model/ids.js';
 
 export interface ComposeOptions {
@@ -33,12 +34,18 @@ export interface ComposeFile {
   services: Record<string, Record<string, unknown>>;
 }
 
+/**
+ * Host files each compose service mounts read-only, by compose service name (a sidecar's upstream TLS
+ * certificates and keys); each is mounted at UPSTREAM_TLS_ROOT + its host path.
+ */
+export type HostFileMounts = Readonly<Record<string, readonly string[]>>;
+
 /** Returns the compose document for the node; pure and deterministic. */
-export function renderCompose(workloads: Workload[], templates: ComposeTemplates, opts: ComposeOptions, mountHashes: MountHashes = {}): ComposeFile {
+export function renderCompose(workloads: Workload[], templates: ComposeTemplates, opts: ComposeOptions, mountHashes: MountHashes = {}, hostFiles: HostFileMounts = {}): ComposeFile {
   const services: ComposeFile['services'] = {};
   for (const w of workloads) {
     services[w.name] = deepMerge(templates.app, escapeDollars(withMountHash(appService(w, opts), mountHashes[w.name])));
-    services[w.name + SIDECAR_SUFFIX] = deepMerge(templates.sidecar, escapeDollars(withMountHash(sidecarService(w, opts), mountHashes[w.name + SIDECAR_SUFFIX])));
+    services[w.name + SIDECAR_SUFFIX] = deepMerge(templates.sidecar, escapeDollars(withMountHash(sidecarService(w, opts, hostFiles[w.name + SIDECAR_SUFFIX] ?? []), mountHashes[w.name + SIDECAR_SUFFIX])));
   }
   return { version: '2.4', services };
 }
@@ -118,14 +125,14 @@ function upstreamValue(u: Upstream, opts: ComposeOptions): string {
   }
 }
 
-function sidecarService(w: Workload, opts: ComposeOptions): Record<string, unknown> {
+function sidecarService(w: Workload, opts: ComposeOptions, hostFiles: readonly string[]): Record<string, unknown> {
   return {
     image: w.service.sidecar.image ?? opts.sidecarImage,
     // Hot restart is off: each sidecar is its own container, and it avoids shared-memory clashes between sidecars on one host.
     command: ['envoy', '-c', ENVOY_CONFIG_IN_CONTAINER, '--disable-hot-restart'],
     network_mode: 'host',
     labels: labels(w, opts, 'sidecar'),
-    volumes: [`${opts.paths.envoyDir}/${w.name}.yaml:${ENVOY_CONFIG_IN_CONTAINER}:ro`],
+    volumes: [`${opts.paths.envoyDir}/${w.name}.yaml:${ENVOY_CONFIG_IN_CONTAINER}:ro`, ...hostFiles.map((f) => `${f}:${UPSTREAM_TLS_ROOT}${f}:ro`)],
   };
 }
 

@@ -1,17 +1,21 @@
 // Envoy clusters (EDS, one per subset or per whole service) and their endpoint assignments.
 import { isIP } from 'node:net';
-import type { Desired, Instance, Protocol, Service, TrafficPolicy } from '../model/model.js';
+import type { Desired, Instance, PolicySections, Service } from '../model/model.js';
 import { policyOf, subsetsOf } from './subsets.js';
 import { envoyDuration } from '../documents/duration.js';
 import type { Json } from './envoy-types.js';
-import { ADS_SOURCE, TYPE, socketAddress } from './envoy-types.js';
+import { ADS_SOURCE, socketAddress } from './envoy-types.js';
+import { circuitBreakers, connectionOptions, httpProtocolOptions, loadBalancing, outlierDetection } from './cluster-policy.js';
+import { UPSTREAM_TLS_ROOT, tlsTransportSocket } from './upstream-tls.js';
+import type { Locality } from './locality-endpoints.js';
+import { instanceLocality, localityPlan } from './locality-endpoints.js';
 
 export interface ClusterTarget {
   name: string;
   service: Service;
   /** The version the cluster selects; undefined = every version. */
   version?: string;
-  policy?: TrafficPolicy;
+  policy?: PolicySections;
 }
 
 /** Resolves `<host>` or `<host>|<subset>` against the desired state. */
@@ -27,10 +31,11 @@ export function resolveCluster(name: string, desired: Desired): ClusterTarget | 
 export interface ClusterFlavour {
   /** gRPC's xDS client supports only round robin and no HTTP protocol options. */
   proxyless: boolean;
+  /** Where the host's TLS files are mounted in the sidecar (default UPSTREAM_TLS_ROOT; '' for an Envoy on the host). */
+  tlsRoot?: string;
+  /** The caller's locality, for localityLbSetting (its node's). */
+  locality?: Locality;
 }
-
-const MAX_UINT32 = 4294967295;
-const UNLIMITED = { max_connections: MAX_UINT32, max_pending_requests: MAX_UINT32, max_requests: MAX_UINT32, max_retries: MAX_UINT32 };
 
 export function buildCluster(t: ClusterTarget, flavour: ClusterFlavour): Json {
   const p = t.policy ?? {};
@@ -40,56 +45,37 @@ export function buildCluster(t: ClusterTarget, flavour: ClusterFlavour): Json {
     type: 'EDS',
     eds_cluster_config: { eds_config: ADS_SOURCE, service_name: t.name },
     connect_timeout: envoyDuration(cp.connectTimeoutMs ?? 1000),
-    lb_policy: flavour.proxyless ? 'ROUND_ROBIN' : (p.loadBalancer ?? 'ROUND_ROBIN'),
+    ...loadBalancing(p.loadBalancer, flavour),
   };
-  // Istio's defaults for a sidecar: no limit unless the DestinationRule sets one. Envoy's own defaults
-  // (1024 connections/pending/requests, 3 concurrent retries) would fail most retries under load (seen:
-  // 452 of 1,000 requests answered 503 with upstream_rq_retry_overflow at 16 concurrent).
-  const thresholds: Json = flavour.proxyless ? {} : { ...UNLIMITED };
-  if (cp.maxConnections !== undefined) thresholds.max_connections = cp.maxConnections;
-  if (cp.http1MaxPendingRequests !== undefined) thresholds.max_pending_requests = cp.http1MaxPendingRequests;
-  if (cp.http2MaxRequests !== undefined) thresholds.max_requests = cp.http2MaxRequests;
-  if (cp.maxRetries !== undefined) thresholds.max_retries = cp.maxRetries;
-  if (Object.keys(thresholds).length > 0) c.circuit_breakers = { thresholds: [thresholds] };
-  const od = p.outlierDetection;
-  if (od) {
-    const o: Json = {};
-    if (od.consecutive5xxErrors !== undefined) {
-      o.consecutive_5xx = od.consecutive5xxErrors;
-      if (od.consecutive5xxErrors === 0) o.enforcing_consecutive_5xx = 0;
-    }
-    if (od.consecutiveGatewayErrors !== undefined) {
-      o.consecutive_gateway_failure = od.consecutiveGatewayErrors;
-      o.enforcing_consecutive_gateway_failure = 100;
-    }
-    if (od.intervalMs !== undefined) o.interval = envoyDuration(od.intervalMs);
-    if (od.baseEjectionTimeMs !== undefined) o.base_ejection_time = envoyDuration(od.baseEjectionTimeMs);
-    if (od.maxEjectionPercent !== undefined) o.max_ejection_percent = od.maxEjectionPercent;
-    c.outlier_detection = o;
+  const breakers = circuitBreakers(cp, flavour);
+  if (breakers) c.circuit_breakers = breakers;
+  const common: Json = {};
+  if (p.outlierDetection) {
+    c.outlier_detection = outlierDetection(p.outlierDetection);
     // Istio's minHealthPercent defaults to 0: ejected hosts stay out however few are left. Envoy's own
     // panic threshold (50%) would send traffic to every host, ejected or not, once half are ejected.
-    if (!flavour.proxyless) c.common_lb_config = { healthy_panic_threshold: { value: od.minHealthPercent ?? 0 } };
+    common.healthy_panic_threshold = { value: p.outlierDetection.minHealthPercent ?? 0 };
   }
+  // Locality weights count only with this set (priorities count always); Istio sets it with any locality setting.
+  if (localityPlan(p, flavour.locality)) common.locality_weighted_lb_config = {};
+  if (!flavour.proxyless && Object.keys(common).length > 0) c.common_lb_config = common;
   if (!flavour.proxyless) {
-    const options = httpProtocolOptions(t.service.protocol, p);
-    if (options) c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': options };
+    const options = connectionOptions(cp);
+    if (options) c.upstream_connection_options = options;
+    const http = httpProtocolOptions(t.service.protocol, p);
+    if (http) c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': http };
+    const tls = tlsTransportSocket(p, flavour.tlsRoot ?? UPSTREAM_TLS_ROOT, alpnOf(http));
+    if (tls) c.transport_socket = tls;
   }
   return c;
 }
 
-function httpProtocolOptions(protocol: Protocol, p: TrafficPolicy): Json | undefined {
-  if (protocol === 'tcp') return undefined;
-  const cp = p.connectionPool ?? {};
-  const common: Json = {};
-  if (cp.idleTimeoutMs !== undefined) common.idle_timeout = envoyDuration(cp.idleTimeoutMs);
-  if (cp.maxRequestsPerConnection !== undefined) common.max_requests_per_connection = cp.maxRequestsPerConnection;
-  const h2 = protocol === 'http2' || protocol === 'grpc';
-  if (!h2 && Object.keys(common).length === 0) return undefined;
-  return {
-    '@type': TYPE.httpOptions,
-    ...(Object.keys(common).length > 0 ? { common_http_protocol_options: common } : {}),
-    explicit_http_config: h2 ? { http2_protocol_options: {} } : { http_protocol_options: {} },
-  };
+/** ALPN over TLS: h2 where the cluster speaks HTTP/2 (servers may insist on it), both for the caller's protocol. */
+function alpnOf(http: Json | undefined): string[] {
+  if (!http) return [];
+  if (http.use_downstream_protocol_config) return ['h2', 'http/1.1'];
+  const explicit = http.explicit_http_config as Json | undefined;
+  return explicit?.http2_protocol_options ? ['h2'] : [];
 }
 
 // A node's render builds endpoints for many clusters from one list of every node's instances: group it once.
@@ -114,8 +100,11 @@ export interface EndpointWarning {
   message: string;
 }
 
-/** The healthy instances a cluster selects, one locality per node (gRPC skips a locality without a weight). */
-export function buildEndpoints(t: ClusterTarget, instances: Instance[], warnings: EndpointWarning[]): Json {
+/**
+ * The healthy instances a cluster selects, one locality per node (gRPC skips a locality without a weight);
+ * with a localityLbSetting, weights and priorities as seen from `caller`.
+ */
+export function buildEndpoints(t: ClusterTarget, instances: Instance[], warnings: EndpointWarning[], caller?: Locality): Json {
   const byNode = new Map<string, Instance[]>();
   for (const i of instancesOf(instances, t.service.name)) {
     if (t.version !== undefined && i.version !== t.version) continue;
@@ -127,13 +116,20 @@ export function buildEndpoints(t: ClusterTarget, instances: Instance[], warnings
     list.push(i);
     byNode.set(i.node, list);
   }
-  const endpoints = [...byNode.keys()].sort().map((node) => ({
-    locality: { region: 'meshlet', zone: node },
-    load_balancing_weight: 1,
-    lb_endpoints: byNode
-      .get(node)!
-      .sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1))
-      .map((i) => ({ endpoint: { address: socketAddress(i.address, i.port) }, health_status: 'HEALTHY' })),
-  }));
+  const groups = [...byNode.keys()].sort().map((node) => {
+    const list = byNode.get(node)!.sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
+    return { locality: instanceLocality(list[0]!), count: list.length, list };
+  });
+  const placed = localityPlan(t.policy, caller)?.place(groups) ?? groups.map(() => ({ weight: 1, priority: 0 }));
+  const endpoints = groups.flatMap((g, i) => {
+    const at = placed[i];
+    if (!at) return [];
+    return [{
+      locality: g.locality,
+      load_balancing_weight: at.weight,
+      ...(at.priority > 0 ? { priority: at.priority } : {}),
+      lb_endpoints: g.list.map((x) => ({ endpoint: { address: socketAddress(x.address, x.port) }, health_status: 'HEALTHY' })),
+    }];
+  });
   return { cluster_name: t.name, endpoints };
 }

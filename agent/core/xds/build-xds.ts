@@ -1,7 +1,7 @@
 // The xDS resources one client needs: a sidecar's outbound listeners, or a proxyless gRPC app's API listeners.
 import type { Desired, Instance, VirtualService } from '../model/model.js';
 import type { Workload } from '../render/placement.js';
-import type { EndpointWarning } from './build-clusters.js';
+import type { ClusterFlavour, EndpointWarning } from './build-clusters.js';
 import { buildCluster, buildEndpoints, resolveCluster } from './build-clusters.js';
 import { CORS_FILTER, FAULT_FILTER, buildRouteConfig, referencedClusters, usesCors } from './build-routes.js';
 import { expandDelegates } from '../model/delegates.js';
@@ -11,6 +11,8 @@ import { DEFAULT_NAMESPACE, namespaceOf } from '../model/namespaces.js';
 import { l4Listener } from './build-l4.js';
 import type { Json } from './envoy-types.js';
 import { ADS_SOURCE, TYPE, socketAddress } from './envoy-types.js';
+import { withHashPolicies } from './hash-policy.js';
+import type { Locality } from './locality-endpoints.js';
 
 export interface XdsResources {
   listeners: Json[];
@@ -32,7 +34,7 @@ const CORS_HTTP_FILTER = { name: CORS_FILTER, typed_config: { '@type': TYPE.cors
  * The VirtualService routing `service` for a caller in `namespace` (`exportTo: ["."]` keeps it to its own
  * namespace), its delegate rules expanded into the delegates' rules.
  */
-function routeFor(service: string, desired: Desired, namespace: string): VirtualService | undefined {
+export function routeFor(service: string, desired: Desired, namespace: string): VirtualService | undefined {
   const vs = desired.routes.find((r) => r.hosts.includes(service) && (!r.exportTo || r.exportTo.includes('*') || namespaceOf(r) === namespace));
   if (!vs || !vs.http.some((r) => r.delegate)) return vs;
   const find = (name: string, ns: string) => desired.routes.find((r) => r.name === name && namespaceOf(r) === ns);
@@ -40,7 +42,13 @@ function routeFor(service: string, desired: Desired, namespace: string): Virtual
 }
 
 /** Resources for the Envoy sidecar of `w`: one listener on 127.0.0.1:<localPort> per proxy-mode upstream. */
-export function buildSidecarResources(w: Workload, desired: Desired, instances: Instance[], warnings: EndpointWarning[]): XdsResources {
+/** Where the client runs: its node's locality, and where the sidecar finds the host's TLS files. */
+export interface ClientPlace {
+  locality?: Locality;
+  tlsRoot?: string;
+}
+
+export function buildSidecarResources(w: Workload, desired: Desired, instances: Instance[], warnings: EndpointWarning[], place: ClientPlace = {}): XdsResources {
   const listeners: Json[] = [];
   const routes: Json[] = [];
   const clusterNames = new Set<string>();
@@ -55,13 +63,13 @@ export function buildSidecarResources(w: Workload, desired: Desired, instances: 
     referencedClusters(u.service, vs).forEach((c) => clusterNames.add(c));
     const name = `outbound_${u.localPort}_${u.service}`;
     if (target.protocol === 'tcp') {
-      listeners.push(listener(name, u.localPort!, l4Listener(target, vs, caller)));
+      listeners.push(listener(name, u.localPort!, l4Listener(target, vs, caller, desired)));
     } else {
       listeners.push(listener(name, u.localPort!, { filter_chains: [{ filters: [httpConnectionManager(u.service, usesCors(vs))] }] }));
-      routes.push(buildRouteConfig(u.service, vs, { proxyless: false, caller, listenerPort: u.localPort! }));
+      routes.push(withHashPolicies(buildRouteConfig(u.service, vs, { proxyless: false, caller, listenerPort: u.localPort! }), desired));
     }
   }
-  return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { proxyless: false }, warnings) };
+  return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { ...place, proxyless: false }, warnings) };
 }
 
 /**
@@ -69,7 +77,7 @@ export function buildSidecarResources(w: Workload, desired: Desired, instances: 
  * workload of the app, when the agent started it; a client it does not know gets no sourceLabels rules and is
  * taken to be in the `default` namespace.
  */
-export function buildProxylessResources(services: string[], desired: Desired, instances: Instance[], warnings: EndpointWarning[], caller?: Caller): XdsResources {
+export function buildProxylessResources(services: string[], desired: Desired, instances: Instance[], warnings: EndpointWarning[], caller?: Caller, place: ClientPlace = {}): XdsResources {
   const namespace = caller?.namespace ?? DEFAULT_NAMESPACE;
   const listeners: Json[] = [];
   const routes: Json[] = [];
@@ -79,19 +87,19 @@ export function buildProxylessResources(services: string[], desired: Desired, in
     const vs = routeFor(name, desired, namespace);
     referencedClusters(name, vs).forEach((c) => clusterNames.add(c));
     listeners.push({ name, api_listener: { api_listener: hcmConfig(name) } });
-    routes.push(buildRouteConfig(name, vs, { proxyless: true, ...(caller ? { caller } : {}) }));
+    routes.push(withHashPolicies(buildRouteConfig(name, vs, { proxyless: true, ...(caller ? { caller } : {}) }), desired, true));
   }
-  return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { proxyless: true }, warnings) };
+  return { listeners, routes, ...clustersAndEndpoints([...clusterNames], desired, instances, { ...place, proxyless: true }, warnings) };
 }
 
-function clustersAndEndpoints(names: string[], desired: Desired, instances: Instance[], flavour: { proxyless: boolean }, warnings: EndpointWarning[]) {
+function clustersAndEndpoints(names: string[], desired: Desired, instances: Instance[], flavour: ClusterFlavour, warnings: EndpointWarning[]) {
   const clusters: Json[] = [];
   const endpoints: Json[] = [];
   for (const name of names.sort()) {
     const t = resolveCluster(name, desired);
     if (!t) continue;
     clusters.push(buildCluster(t, flavour));
-    endpoints.push(buildEndpoints(t, instances, warnings));
+    endpoints.push(buildEndpoints(t, instances, warnings, flavour.locality));
   }
   return { clusters, endpoints };
 }
