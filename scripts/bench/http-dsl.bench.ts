@@ -1,5 +1,8 @@
 // Render + strict Envoy check of one node whose three sidecars (web v1, web v2, ops) each carry a route
-// table of 200 http rules using every match and route action of issue 14 (items 2 and 3).
+// table of 200 http rules using every match and route action of issue 14 (items 2 and 3), to a Service in
+// another namespace written as FQDN and short hosts (item 1), under a DestinationRule with a consistent
+// hash, locality failover, connection pool, outlier detection, per-subset policy and TLS DISABLE (item 5).
+// The tcp/tls routes have their own figure (l4-routes.bench.ts).
 import { loadDesired } from '../../agent/core/documents/desired.js';
 import { renderNode } from '../../agent/core/render/render-node.js';
 import { checkNodeEnvoy } from '../../agent/envoy-proto/check-envoy.js';
@@ -11,7 +14,7 @@ import { report, time } from './stats.js';
 const RUNS = Number(process.env.BENCH_RUNS ?? 200);
 const RULES = 200;
 
-const dest = (v: string) => `{ destination: { host: api, subset: ${v} } }`;
+const dest = (v: string) => `{ destination: { host: api.backend.svc.cluster.local, subset: ${v} } }`;
 // One rule per kind, cycled: rule i uses kind i % KINDS.length under its own /r<i> prefix.
 const KINDS: ((p: string) => string)[] = [
   (p) => `- match: [{ uri: { prefix: ${p} }, sourceLabels: { app: web, version: v2 }, port: 7000 }]\n  route: [${dest('v2')}]`,
@@ -48,34 +51,54 @@ spec:
 ---
 apiVersion: meshlet.dev/v1
 kind: Service
-metadata: { name: api }
+metadata: { name: api, namespace: backend }
 spec:
   port: 7000
   versions: { v1: { image: api:1, nodes: [node-b] }, v2: { image: api:2, port: 7001, nodes: [node-b] } }
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
-metadata: { name: api }
+metadata: { name: api, namespace: backend }
 spec:
   hosts: [api]
+  exportTo: ["*"]
+  gateways: [mesh]
   http:
 ${indent(rules.join('\n'), 4)}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
-metadata: { name: api-team }
+metadata: { name: api-team, namespace: backend }
 spec:
   http:
     - match: [{ uri: { regex: ".*/reports" } }]
       route: [${dest('v2')}]
     - route: [${dest('v1')}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api, namespace: backend }
+spec:
+  host: api
+  trafficPolicy:
+    loadBalancer: { consistentHash: { httpHeaderName: x-user, ringHash: { minimumRingSize: 1024 } }, localityLbSetting: { enabled: true, failover: [{ from: eu, to: us }] } }
+    connectionPool:
+      tcp: { maxConnections: 100, connectTimeout: 1s, tcpKeepalive: { time: 60s, interval: 10s, probes: 3 }, idleTimeout: 1h }
+      http: { http1MaxPendingRequests: 10, http2MaxRequests: 100, maxRequestsPerConnection: 10, maxRetries: 3, idleTimeout: 30s, h2UpgradePolicy: DO_NOT_UPGRADE }
+    outlierDetection: { consecutive5xxErrors: 5, consecutiveGatewayErrors: 3, interval: 10s, baseEjectionTime: 30s, maxEjectionPercent: 50, minHealthPercent: 20 }
+    tls: { mode: DISABLE }
+  subsets:
+    - { name: v1, labels: { version: v1 } }
+    - name: v2
+      labels: { version: v2 }
+      trafficPolicy: { loadBalancer: { simple: LEAST_REQUEST, warmupDurationSecs: 30s } }
 `;
 
 const loaded = loadDesired([{ source: 'bench.yaml', text: yaml }], { xdsPort: 15010 });
 // The delegate's regex rule cannot narrow a prefix: it is refused, so the delegate holds one rule.
 const fatal = loaded.issues.filter((i) => !i.path.endsWith('.delegate'));
 if (fatal.length > 0) throw new Error(`bench state is invalid: ${fatal[0]!.path}: ${fatal[0]!.message}`);
-const fixedYaml = yaml.replace('    - match: [{ uri: { regex: ".*/reports" } }]\n      route: [{ destination: { host: api, subset: v2 } }]\n', '');
+const fixedYaml = yaml.replace(`    - match: [{ uri: { regex: ".*/reports" } }]\n      route: [${dest('v2')}]\n`, '');
 const { desired, issues } = loadDesired([{ source: 'bench.yaml', text: fixedYaml }], { xdsPort: 15010 });
 if (issues.length > 0) throw new Error(`bench state is invalid: ${issues[0]!.path}: ${issues[0]!.message}`);
 const instances: Instance[] = [
