@@ -299,7 +299,7 @@ describe('registry reader', () => {
     await etcd.put(`${k.registry}ratings/v1/node-c`).value(JSON.stringify({ service: 'ratings', version: 'v9', node: 'node-c', address: '10.0.0.3', port: 9090 })).exec();
     await etcd.put(`${k.registry}ratings/v1/node-d`).value(JSON.stringify({ service: 'ratings', version: 'v1', node: 'node-d', address: 'db.example', port: 9090 })).exec();
     await etcd.put(`${k.registry}ratings/v1/node-e`).value(JSON.stringify({ service: 'ratings', version: 'v1', node: 'node-e', address: '10.0.0.5', port: '9090' })).exec();
-    await etcd.put(`${k.registry}ratings/v1/node-f`).value(JSON.stringify({ service: 'ratings', version: 'v1', node: 'node-f', address: '10.0.0.6', port: 9090, zone: 'b' })).exec();
+    await etcd.put(`${k.registry}ratings/v1/node-f`).value(JSON.stringify({ service: 'ratings', version: 'v1', node: 'node-f', address: '10.0.0.6', port: 9090, zone: 'b', rack: 'r1' })).exec();
     await etcd.put(`${k.registry}ratings/extra/v1/node-g`).value('{}').exec();
 
     const log = recordingLog();
@@ -311,7 +311,8 @@ describe('registry reader', () => {
     const reader = new RegistryReader(p, log.warn);
     const read = () => reader.read(source.current()!.entries);
     const want: Instance[] = [
-      { service: 'ratings', version: 'v1', node: 'node-f', address: '10.0.0.6', port: 9090 },
+      // zone is a field of the format (an agent's --zone); an unknown one (rack) is dropped.
+      { service: 'ratings', version: 'v1', node: 'node-f', address: '10.0.0.6', port: 9090, zone: 'b' },
       { ...reviews(), node: 'node-a' },
     ];
     assert.deepEqual(read(), want);
