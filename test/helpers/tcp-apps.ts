@@ -52,23 +52,33 @@ export async function startTcpEcho(service: string, version: string, id = `${ser
 
 /** One connection to 127.0.0.1:`port`: sends `line`, returns the first line back ('' on error or close). */
 export function exchange(port: number, line: string, timeoutMs = 5000): Promise<string> {
+  return firstLineBack(createConnection({ host: '127.0.0.1', port }), 'connect', line, timeoutMs, () => '');
+}
+
+/**
+ * Sends `line` once `s` is connected (`connected`: 'connect', or 'secureConnect' for TLS) and resolves with the
+ * first line back; `failed(reason)` gives the answer on a timeout, an error, or a close before any data.
+ */
+export function firstLineBack(s: Socket, connected: 'connect' | 'secureConnect', line: string, timeoutMs: number, failed: (reason: string) => string): Promise<string> {
   return new Promise((resolve) => {
-    const s = createConnection({ host: '127.0.0.1', port });
     let buf = '';
+    let settled = false;
     const done = (v: string) => {
+      if (settled) return;
+      settled = true;
       s.destroy();
       resolve(v);
     };
     s.setEncoding('utf8');
-    s.setTimeout(timeoutMs, () => done(''));
-    s.on('connect', () => s.write(`${line}\n`));
+    s.setTimeout(timeoutMs, () => done(failed('timeout')));
+    s.on(connected, () => s.write(`${line}\n`));
     s.on('data', (c: string) => {
       buf += c;
       const nl = buf.indexOf('\n');
       if (nl >= 0) done(buf.slice(0, nl));
     });
-    s.on('error', () => done(''));
-    s.on('close', () => done(buf));
+    s.on('error', (err) => done(failed(err.message)));
+    s.on('close', () => done(buf || failed('closed')));
   });
 }
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
 import type { Instance } from '../../agent/core/model/model.js';
 import { tempDir } from './paths.js';
+import { firstLineBack } from './tcp-apps.js';
 
 export interface TestCert {
   key: string;
@@ -75,25 +76,6 @@ export async function startTlsEcho(service: string, version: string, cert: TestC
  * returns the first line back, or `error: <message>` when the handshake or the connection fails.
  */
 export function tlsExchange(port: number, servername: string, cert: TestCert, line: string, timeoutMs = 5000): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port, servername, ca: cert.cert });
-    let buf = '';
-    let settled = false;
-    const done = (v: string) => {
-      if (settled) return;
-      settled = true;
-      s.destroy();
-      resolve(v);
-    };
-    s.setEncoding('utf8');
-    s.setTimeout(timeoutMs, () => done('error: timeout'));
-    s.on('secureConnect', () => s.write(`${line}\n`));
-    s.on('data', (c: string) => {
-      buf += c;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) done(buf.slice(0, nl));
-    });
-    s.on('error', (err) => done(`error: ${err.message}`));
-    s.on('close', () => done(buf || 'error: closed'));
-  });
+  const s = connect({ host: '127.0.0.1', port, servername, ca: cert.cert });
+  return firstLineBack(s, 'secureConnect', line, timeoutMs, (reason) => `error: ${reason}`);
 }
