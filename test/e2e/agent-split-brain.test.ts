@@ -93,7 +93,19 @@ after(async () => {
   await etcdServer?.stop();
 });
 
-test('an agent that finds its node claimed by another agent after a partition stops composing and leaves the other\'s claim alone', { timeout: 240_000 }, async () => {
+// When a wait times out, A's own log says why (a CI run once timed out waiting for A to register, unseen here).
+function dumpLogOnFailure<T>(body: () => Promise<T>): () => Promise<T> {
+  return async () => {
+    try {
+      return await body();
+    } catch (err) {
+      const tail = logA.slice(-40).map((l) => `${l.level} ${l.msg} ${JSON.stringify(l.fields)}`).join('\n');
+      throw new Error(`${(err as Error).message}\nlast lines of A's log:\n${tail}`, { cause: err });
+    }
+  };
+}
+
+test('an agent that finds its node claimed by another agent after a partition stops composing and leaves the other\'s claim alone', { timeout: 240_000 }, dumpLogOnFailure(async () => {
   a = await startAgent({
     node, etcd: { endpoints: [proxy.url], prefix, retries: 0 }, stateDir: stateDirs.a, advertiseAddress: '127.0.0.1', xdsPort: await freePort(),
     compose: 'auto', sidecarImage: STANDIN, leaseTtl: 3, adminPorts: { from: base + 10, to: base + 19 }, resyncInterval: 2,
@@ -150,4 +162,4 @@ test('an agent that finds its node claimed by another agent after a partition st
   assert.deepEqual(underA.keys.map((key) => key.toString()), [], 'A put nothing under its new lease');
   assert.equal(logA.filter((l) => LOST.test(l.msg)).length, 1, 'said once');
   assert.ok(!logA.some((l) => l.msg === 'applying the compose project' && logA.indexOf(l) > logA.indexOf(lost)), 'no apply logged after');
-});
+}));
